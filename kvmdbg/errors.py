@@ -1,0 +1,96 @@
+"""The exceptions kvmdbg raises on bad input or on a guest-visible fault.
+
+Every error names the problem and how to fix it. They live at the bottom of
+the package so that every layer can raise them without importing upward.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "KvmdbgError",
+    "PatchError",
+    "UnknownRegisterError",
+    "RegisterValueError",
+    "VcpuIndexError",
+    "GuestFault",
+    "AsmError",
+    "RunawayGuestError",
+    "ScenarioError",
+    "TraceFormatError",
+]
+
+
+class KvmdbgError(Exception):
+    """Base class of every error kvmdbg raises on purpose."""
+
+
+class PatchError(KvmdbgError, ValueError):
+    """An impossible variant: unknown patch names, patch 2 without patch 1, ..."""
+
+
+class UnknownRegisterError(KvmdbgError, KeyError):
+    """A register name or id that the model does not know."""
+
+    def __init__(self, name: object, known: Iterable[str] = ()) -> None:
+        self.name = name
+        close = difflib.get_close_matches(str(name).upper(), list(known), n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        self.message = (
+            f"unknown register {name!r}.{hint} "
+            "Use a name such as 'OSLSR_EL1' (case does not matter) or a KVM "
+            "userspace id from kvmdbg.reg_id()."
+        )
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want prose.
+        return self.message
+
+
+class RegisterValueError(KvmdbgError, ValueError):
+    """A register value that is not a 64-bit unsigned integer (or a field too wide)."""
+
+
+class VcpuIndexError(KvmdbgError, IndexError):
+    """A vCPU index that the VM does not have."""
+
+
+class ScenarioError(KvmdbgError, ValueError):
+    """An unknown built-in scenario name or an unusable scenario."""
+
+
+class TraceFormatError(KvmdbgError, ValueError):
+    """An exported trace file that is truncated, corrupted or of another format."""
+
+
+class AsmError(KvmdbgError, ValueError):
+    """Assembly source that kvmdbg cannot assemble; names the line and column."""
+
+    def __init__(self, message: str, line: int = 0, column: int = 0, text: str = "") -> None:
+        self.line = line
+        self.column = column
+        self.text = text
+        self.reason = message
+        where = f"line {line}, column {column}: " if line else ""
+        super().__init__(f"{where}{message}")
+
+
+class RunawayGuestError(KvmdbgError, RuntimeError):
+    """A guest program that did not finish within max_steps instructions."""
+
+
+class GuestFault(KvmdbgError):
+    """The guest took an exception instead of completing the access.
+
+    ``esr`` is the syndrome the guest's EL1 sees (ESR_EL1), ``ec`` its
+    exception class; ``explanation`` says in words why it happened.
+    """
+
+    def __init__(self, esr: int, explanation: str, *, pc: int | None = None) -> None:
+        self.esr = esr
+        self.ec = (esr >> 26) & 0x3F
+        self.pc = pc
+        self.explanation = explanation
+        super().__init__(f"guest exception, ESR_EL1={esr:#010x} (EC {self.ec:#04x}): {explanation}")

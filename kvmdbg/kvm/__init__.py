@@ -1,0 +1,1 @@
+"""KVM/arm64: the descriptor tables, handlers, world switch and userspace ABI."""

@@ -1,0 +1,92 @@
+"""KVM's debug set-up around each guest entry: ``arch/arm64/kvm/debug.c`` (5.15).
+
+``kvm_arm_setup_debug()`` runs before every entry and computes the vCPU's
+MDCR_EL2 and the MDSCR_EL1 the guest runs with; ``kvm_arm_clear_debug()``
+runs right after every exit and puts the guest's own MDSCR_EL1 back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kvmdbg.kvm.context import Vcpu
+    from kvmdbg.kvm.runtime import Kvm
+
+__all__ = [
+    "MDCR_EL2_TDE", "MDCR_EL2_TDA", "MDCR_EL2_TDOSA", "MDCR_EL2_TDRA", "MDCR_EL2_ALWAYS",
+    "MDSCR_SS", "MDSCR_KDE", "MDSCR_MDE", "DEBUG_DIRTY",
+    "kvm_arm_setup_mdcr_el2", "kvm_arm_setup_debug", "kvm_arm_clear_debug",
+]
+
+MDCR_EL2_TPMCR = 1 << 5
+MDCR_EL2_TPM = 1 << 6
+MDCR_EL2_TDE = 1 << 8
+MDCR_EL2_TDA = 1 << 9
+MDCR_EL2_TDOSA = 1 << 10
+MDCR_EL2_TDRA = 1 << 11
+MDCR_EL2_TPMS = 1 << 14
+MDCR_EL2_TTRF = 1 << 19
+# Set for every vCPU, whatever the guest does (kvm_arm_setup_mdcr_el2).
+MDCR_EL2_ALWAYS = MDCR_EL2_TPM | MDCR_EL2_TPMS | MDCR_EL2_TTRF | MDCR_EL2_TPMCR | MDCR_EL2_TDRA | MDCR_EL2_TDOSA
+
+MDSCR_SS = 1 << 0
+MDSCR_KDE = 1 << 13
+MDSCR_MDE = 1 << 15
+SPSR_SS = 1 << 21
+DEBUG_DIRTY = "KVM_ARM64_DEBUG_DIRTY"
+
+
+def kvm_arm_setup_mdcr_el2(kvm: Kvm, vcpu: Vcpu) -> None:
+    """5.15: TDOSA and TDRA always; TDE whenever userspace debugs; TDA unless the guest's debug state is live."""
+    mdcr = kvm.host_mdcr_el2 & 0x1F  # keep HPMN
+    mdcr |= MDCR_EL2_ALWAYS
+    if vcpu.guest_debug:
+        mdcr |= MDCR_EL2_TDE
+    if "USE_HW" in vcpu.guest_debug or DEBUG_DIRTY not in vcpu.flags:
+        mdcr |= MDCR_EL2_TDA
+    vcpu.mdcr_el2 = mdcr
+
+
+def save_guest_debug_regs(kvm: Kvm, vcpu: Vcpu) -> None:
+    vcpu.preserved_mdscr = vcpu.ctxt.sys_regs.get("MDSCR_EL1", 0) & 0xFFFFFFFF  # a u32 in 5.15
+
+
+def restore_guest_debug_regs(kvm: Kvm, vcpu: Vcpu) -> None:
+    if vcpu.preserved_mdscr is not None:
+        vcpu.ctxt.sys_regs["MDSCR_EL1"] = vcpu.preserved_mdscr
+        vcpu.preserved_mdscr = None
+
+
+def kvm_arm_setup_debug(kvm: Kvm, vcpu: Vcpu) -> str:
+    """5.15: only userspace debugging (KVM_SET_GUEST_DEBUG) changes the guest's MDSCR_EL1."""
+    kvm.defn.setup_mdcr(kvm, vcpu)
+    detail = []
+    if vcpu.guest_debug:
+        save_guest_debug_regs(kvm, vcpu)
+        mdscr = vcpu.ctxt.sys_regs.get("MDSCR_EL1", 0)
+        if "SINGLESTEP" in vcpu.guest_debug:
+            vcpu.pstate_ss = True
+            mdscr |= MDSCR_SS
+        else:
+            mdscr &= ~MDSCR_SS
+        if "USE_HW" in vcpu.guest_debug:
+            mdscr |= MDSCR_MDE
+            vcpu.use_external_debug = True
+            vcpu.flags.add(DEBUG_DIRTY)
+        vcpu.ctxt.sys_regs["MDSCR_EL1"] = mdscr
+        detail.append(f"userspace debugging: guest runs with MDSCR_EL1={mdscr:#x}")
+    if vcpu.ctxt.sys_regs.get("MDSCR_EL1", 0) & (MDSCR_KDE | MDSCR_MDE):
+        vcpu.flags.add(DEBUG_DIRTY)
+    detail.insert(0, f"vcpu->arch.mdcr_el2={vcpu.mdcr_el2:#x}")
+    return "; ".join(detail)
+
+
+def kvm_arm_clear_debug(kvm: Kvm, vcpu: Vcpu) -> str:
+    """5.15: undo what kvm_arm_setup_debug did for userspace debugging."""
+    if vcpu.guest_debug:
+        restore_guest_debug_regs(kvm, vcpu)
+        if "USE_HW" in vcpu.guest_debug:
+            vcpu.use_external_debug = False  # kvm_arm_reset_debug_ptr()
+        return "guest's own MDSCR_EL1 restored"
+    return ""

@@ -1,0 +1,329 @@
+"""KVM's system-register emulation, as in ``arch/arm64/kvm/sys_regs.c`` (5.15).
+
+A table of descriptors keyed by encoding, each pointing at a small handler
+named after the kernel function it models. Patches replace entries of this
+table (see :mod:`kvmdbg.patches`); nothing here knows which variant runs.
+
+Handlers take ``(kvm, vcpu, p, r)`` like the kernel's ``(vcpu, p, r)``,
+plus the :class:`~kvmdbg.kvm.runtime.Kvm` they run in, and return True when
+the access completed (the PC is then advanced by ``kvm_incr_pc``) or False
+when they injected an exception instead.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kvmdbg.arch.registers import REGISTERS, Encoding
+
+if TYPE_CHECKING:
+    from kvmdbg.kvm.context import Vcpu
+    from kvmdbg.kvm.runtime import Kvm
+
+__all__ = [
+    "Params",
+    "SysRegDesc",
+    "Cp14Desc",
+    "VCPU_SYSREG_515",
+    "VHE_SYSREGS_ON_CPU",
+    "BASELINE_SYS_REGS",
+    "BASELINE_CP14",
+    "trap_raz_wi",
+    "trap_oslsr_el1_515",
+    "trap_debug_regs",
+    "access_id_reg",
+    "read_id_reg_515",
+    "vcpu_read_sys_reg",
+    "vcpu_write_sys_reg",
+]
+
+Handler = Callable[["Kvm", "Vcpu", "Params", "SysRegDesc"], bool]
+UserGet = Callable[["Kvm", "Vcpu", "SysRegDesc"], int]
+UserSet = Callable[["Kvm", "Vcpu", "SysRegDesc", int], int]  # returns 0 or -errno
+
+# ``enum vcpu_sysreg`` in 5.15's kvm_host.h, up to the entries the model
+# needs. Indices matter: patch 2's OSLAR handler passes an index where a value
+# belongs (see kvmdbg/patches/p2.py). Entries after DISR_EL1 are elided.
+VCPU_SYSREG_515: tuple[str, ...] = (
+    "__INVALID_SYSREG__", "MPIDR_EL1", "CSSELR_EL1", "SCTLR_EL1", "ACTLR_EL1", "CPACR_EL1",
+    "ZCR_EL1", "TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "ESR_EL1", "AFSR0_EL1", "AFSR1_EL1",
+    "FAR_EL1", "MAIR_EL1", "VBAR_EL1", "CONTEXTIDR_EL1", "TPIDR_EL0", "TPIDRRO_EL0",
+    "TPIDR_EL1", "AMAIR_EL1", "CNTKCTL_EL1", "PAR_EL1", "MDSCR_EL1", "MDCCINT_EL1", "DISR_EL1",
+    "ELR_EL1", "SPSR_EL1",
+)
+
+# The registers ``__vcpu_read_sys_reg_from_cpu()`` / ``__vcpu_write_sys_reg_to_cpu()``
+# reach on the CPU while a vCPU is loaded on a VHE host (kvm_host.h, 5.15).
+# OSLSR_EL1 and MDSCR_EL1 are not among them, in any variant.
+VHE_SYSREGS_ON_CPU = frozenset({
+    "CSSELR_EL1", "SCTLR_EL1", "CPACR_EL1", "TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "ESR_EL1",
+    "AFSR0_EL1", "AFSR1_EL1", "FAR_EL1", "MAIR_EL1", "VBAR_EL1", "CONTEXTIDR_EL1", "TPIDR_EL0",
+    "TPIDRRO_EL0", "TPIDR_EL1", "AMAIR_EL1", "CNTKCTL_EL1", "ELR_EL1", "PAR_EL1", "DACR32_EL2",
+    "IFSR32_EL2", "DBGVCR32_EL2",
+})
+
+
+@dataclass(slots=True)
+class Params:
+    """``struct sys_reg_params``: one decoded access."""
+
+    encoding: Encoding
+    regval: int
+    is_write: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SysRegDesc:
+    """``struct sys_reg_desc``: one entry of ``sys_reg_descs[]``.
+
+    ``reg`` is the ``enum vcpu_sysreg`` slot (None for 0: nothing stored),
+    ``reset`` the reset function's kernel name with ``val`` its argument.
+    ``get_user``/``set_user`` are None where the kernel uses the defaults.
+    """
+
+    name: str
+    access: Handler | None
+    reg: str | None = None
+    reset: str | None = None
+    val: int = 0
+    get_user: UserGet | None = None
+    set_user: UserSet | None = None
+    debug_kind: str | None = None  # "BVR"/"BCR"/"WVR"/"WCR" for the breakpoint and watchpoint files
+    debug_index: int = 0
+
+    @property
+    def handler_name(self) -> str:
+        return self.access.__name__.removesuffix("_515").removesuffix("_p1").removesuffix("_p2") \
+            .removesuffix("_upstream") if self.access else "(none)"
+
+    @property
+    def listed(self) -> bool:
+        """``walk_one_sys_reg()``: listed in KVM_GET_REG_LIST iff ``reg || get_user``."""
+        return self.reg is not None or self.get_user is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Cp14Desc:
+    """An entry of ``cp14_regs[]``: (Op1, CRn, CRm, Op2) -> handler."""
+
+    name: str
+    key: tuple[int, int, int, int]
+    access: Handler
+    reg: str | None = None
+    aarch64: str = ""
+
+
+# --- accessors of the vCPU context (kvm_host.h / sys_regs.c) --------------------------
+
+
+def _slot_name(kvm: Kvm, reg: str | int) -> str | None:
+    if isinstance(reg, str):
+        return reg
+    layout = kvm.defn.vcpu_sysreg
+    return layout[reg] if 0 < reg < len(layout) else None
+
+
+def vcpu_read_sys_reg(kvm: Kvm, vcpu: Vcpu, reg: str | int) -> int:
+    """``vcpu_read_sys_reg()``: from the CPU for the VHE on-CPU list while loaded, else memory."""
+    name = _slot_name(kvm, reg)
+    if name is None:
+        kvm.note(f"read of sys_regs[{reg}] is outside the array (the model returns 0)")
+        return 0
+    if kvm.vhe and vcpu.loaded and name in VHE_SYSREGS_ON_CPU and kvm.pe.has(name):
+        return kvm.pe.regs[name]
+    return vcpu.ctxt.sys_regs.get(name, 0)
+
+
+def vcpu_write_sys_reg(kvm: Kvm, vcpu: Vcpu, val: int, reg: str | int) -> None:
+    """``vcpu_write_sys_reg(vcpu, val, reg)``: note the order, value before register."""
+    name = _slot_name(kvm, reg)
+    if name is None:
+        # In C this is an out-of-bounds store into struct kvm_cpu_context. The
+        # model does not corrupt memory it does not have; it says so instead.
+        kvm.note(f"write of {val:#x} to sys_regs[{reg}] lands outside the array (not modelled)")
+        return
+    if kvm.vhe and vcpu.loaded and name in VHE_SYSREGS_ON_CPU and kvm.pe.has(name):
+        kvm.pe.regs[name] = val
+        kvm.note(f"{name}_EL12 on the CPU <- {val:#x} (loaded on VHE)" if name.endswith("_EL1")
+                 else f"{name} on the CPU <- {val:#x}")
+        return
+    vcpu.ctxt.sys_regs[name] = val
+
+
+# --- handlers: sys_regs.c, 5.15 -------------------------------------------------------
+
+
+def ignore_write(kvm: Kvm, vcpu: Vcpu, p: Params) -> bool:
+    return True
+
+
+def read_zero(kvm: Kvm, vcpu: Vcpu, p: Params) -> bool:
+    p.regval = 0
+    return True
+
+
+def trap_raz_wi(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+    """RAZ/WI: reads give 0, writes are dropped."""
+    return ignore_write(kvm, vcpu, p) if p.is_write else read_zero(kvm, vcpu, p)
+
+
+def trap_oslsr_el1_515(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+    """5.15 ``trap_oslsr_el1``: writes ignored; reads return the constant 0x8 (OSLM=0b10)."""
+    if p.is_write:
+        return ignore_write(kvm, vcpu, p)
+    p.regval = 1 << 3
+    return True
+
+
+trap_oslsr_el1_515.__name__ = "trap_oslsr_el1"
+
+
+def trap_debug_regs(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+    """MDSCR_EL1 and friends: stored in the context; a write marks debug state dirty."""
+    assert r.reg is not None
+    if p.is_write:
+        vcpu_write_sys_reg(kvm, vcpu, p.regval, r.reg)
+        vcpu.flags.add("KVM_ARM64_DEBUG_DIRTY")
+    else:
+        p.regval = vcpu_read_sys_reg(kvm, vcpu, r.reg)
+    return True
+
+
+def _trap_dbg(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+    """trap_bvr/bcr/wvr/wcr: the vCPU's own debug register file (vcpu_debug_state)."""
+    assert r.debug_kind is not None
+    regs = vcpu.debug.array(r.debug_kind)
+    if p.is_write:
+        regs[r.debug_index] = p.regval  # reg_to_dbg()
+        vcpu.flags.add("KVM_ARM64_DEBUG_DIRTY")
+    else:
+        p.regval = regs[r.debug_index]  # dbg_to_reg()
+    return True
+
+
+def _named(fn: Handler, name: str) -> Handler:
+    def wrapper(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+        return fn(kvm, vcpu, p, r)
+
+    wrapper.__name__ = name
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+trap_bvr = _named(_trap_dbg, "trap_bvr")
+trap_bcr = _named(_trap_dbg, "trap_bcr")
+trap_wvr = _named(_trap_dbg, "trap_wvr")
+trap_wcr = _named(_trap_dbg, "trap_wcr")
+
+
+def get_dbg(kvm: Kvm, vcpu: Vcpu, r: SysRegDesc) -> int:
+    assert r.debug_kind is not None
+    return vcpu.debug.array(r.debug_kind)[r.debug_index]
+
+
+def set_dbg(kvm: Kvm, vcpu: Vcpu, r: SysRegDesc, value: int) -> int:
+    assert r.debug_kind is not None
+    vcpu.debug.array(r.debug_kind)[r.debug_index] = value
+    return 0
+
+
+# ID_AA64DFR0_EL1 fields the 5.15 cpufeature code describes (ftr_id_aa64dfr0);
+# read_sanitised_ftr_reg() keeps only described fields, so TraceVer and
+# TraceFilt read as 0 whatever the CPU says.
+_DFR0 = REGISTERS["ID_AA64DFR0_EL1"]
+_DFR0_SANITISED_MASK = 0
+for _name in ("DebugVer", "PMUVer", "BRPs", "WRPs", "CTX_CMPs", "PMSVer", "DoubleLock"):
+    _DFR0_SANITISED_MASK |= _DFR0.field(_name).mask
+
+
+def cap_perfmon_field(value: int, cap: int) -> int:
+    """``cpuid_feature_cap_perfmon_field()``: IMP DEF (0xF) counts as 0, then min(value, cap)."""
+    pmuver = _DFR0.get(value, "PMUVer")
+    if pmuver == 0xF:
+        pmuver = 0
+    return _DFR0.set(value, "PMUVer", min(pmuver, cap))
+
+
+def read_id_reg_515(kvm: Kvm, vcpu: Vcpu, name: str) -> int:
+    """5.15 ``read_id_reg()`` for ID_AA64DFR0_EL1: DebugVer 6, PMUVer capped, PMSVer hidden."""
+    val = kvm.pe.profile.id_aa64dfr0 & _DFR0_SANITISED_MASK  # read_sanitised_ftr_reg()
+    val = _DFR0.set(val, "DebugVer", 6)  # "Limit debug to ARMv8.0"
+    val = cap_perfmon_field(val, 0x5 if kvm.pmu else 0)  # PMUv3 for ARMv8.4 (0x5), or none
+    val = _DFR0.set(val, "PMSVer", 0)  # hide SPE
+    return val
+
+
+def access_id_reg(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+    """Guest reads of an ID register return the sanitised value; writes UNDEF."""
+    if p.is_write:
+        return write_to_read_only(kvm, vcpu, p, r)
+    p.regval = kvm.defn.read_id_reg(kvm, vcpu, r.name)
+    return True
+
+
+def get_id_reg(kvm: Kvm, vcpu: Vcpu, r: SysRegDesc) -> int:
+    return kvm.defn.read_id_reg(kvm, vcpu, r.name)
+
+
+def set_id_reg(kvm: Kvm, vcpu: Vcpu, r: SysRegDesc, value: int) -> int:
+    """``__set_id_reg()``: "invariant": any value other than what KVM reports is -EINVAL."""
+    if value != kvm.defn.read_id_reg(kvm, vcpu, r.name):
+        return -errno.EINVAL
+    return 0
+
+
+def write_to_read_only(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+    """WARN_ONCE, print_sys_reg_instr, then ``kvm_inject_undefined``; the PC stays put."""
+    kvm.inject_undefined(vcpu, f"{r.name} is read-only: KVM's write_to_read_only() injected an UNDEF")
+    return False
+
+
+def read_from_write_only(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+    """WARN_ONCE, print_sys_reg_instr, then ``kvm_inject_undefined``; the PC stays put."""
+    kvm.inject_undefined(vcpu, f"{r.name} is write-only: KVM's read_from_write_only() injected an UNDEF")
+    return False
+
+
+# --- the 5.15 tables --------------------------------------------------------------------
+
+
+def _desc(name: str, access: Handler | None, **kw: Any) -> tuple[Encoding, SysRegDesc]:
+    enc = REGISTERS[name].encoding
+    assert enc is not None
+    return enc, SysRegDesc(name, access, **kw)
+
+
+def _baseline() -> dict[Encoding, SysRegDesc]:
+    table: dict[Encoding, SysRegDesc] = {}
+    for n in range(16):  # DBG_BCR_BVR_WCR_WVR_EL1(n)
+        for kind, handler in (("BVR", trap_bvr), ("BCR", trap_bcr), ("WVR", trap_wvr), ("WCR", trap_wcr)):
+            enc, d = _desc(f"DBG{kind}{n}_EL1", handler, reset=f"reset_{kind.lower()}", get_user=get_dbg,
+                           set_user=set_dbg, debug_kind=kind, debug_index=n)
+            table[enc] = d
+    for enc, d in (
+        _desc("MDSCR_EL1", trap_debug_regs, reg="MDSCR_EL1", reset="reset_val", val=0),
+        _desc("MDRAR_EL1", trap_raz_wi),
+        _desc("OSLAR_EL1", trap_raz_wi),
+        _desc("OSLSR_EL1", trap_oslsr_el1_515),
+        _desc("OSDLR_EL1", trap_raz_wi),
+        _desc("DBGPRCR_EL1", trap_raz_wi),
+        _desc("ID_AA64DFR0_EL1", access_id_reg, get_user=get_id_reg, set_user=set_id_reg),
+    ):
+        table[enc] = d
+    return table
+
+
+BASELINE_SYS_REGS: Mapping[Encoding, SysRegDesc] = _baseline()
+
+BASELINE_CP14: Mapping[tuple[int, int, int, int], Cp14Desc] = {
+    d.key: d
+    for d in (
+        Cp14Desc("DBGOSLAR", (0, 1, 0, 4), trap_raz_wi, aarch64="OSLAR_EL1"),
+        Cp14Desc("DBGOSLSR", (0, 1, 1, 4), trap_oslsr_el1_515, aarch64="OSLSR_EL1"),
+        Cp14Desc("DBGOSDLR", (0, 1, 3, 4), trap_raz_wi, aarch64="OSDLR_EL1"),
+        Cp14Desc("DBGPRCR", (0, 1, 4, 4), trap_raz_wi, aarch64="DBGPRCR_EL1"),
+    )
+}

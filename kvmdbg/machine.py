@@ -1,0 +1,443 @@
+"""``Machine``: one PE, a booted Linux host, KVM at a variant, and a VM.
+
+This is the public face of the model (see shared/API.md). It validates every
+argument before it changes anything, drives the kernel's operations one
+function at a time, and records each as an :class:`~kvmdbg.trace.Event`.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from kvmdbg.arch.esr import EC, esr, esr_cp14, esr_sysreg
+from kvmdbg.arch.registers import CP14_REGISTERS, REGISTERS, Access, SysReg, check_value, lookup
+from kvmdbg.cpu.pe import PhysicalCPU
+from kvmdbg.errors import GuestFault, KvmdbgError, RegisterValueError, VcpuIndexError
+from kvmdbg.kvm.definition import FUNCTION_FILES
+from kvmdbg.kvm.runtime import Kvm, Step, TrapOutcome
+from kvmdbg.patches import resolve, variant_name
+from kvmdbg.trace import Event, Snapshot, Trace, WatchKey
+
+if TYPE_CHECKING:
+    from kvmdbg.arch.a64 import Program
+    from kvmdbg.run import RunResult
+
+__all__ = ["Machine", "WATCHED"]
+
+# The registers every event records, per location (API.md: trace columns).
+WATCHED_PHYSICAL = ("OSLSR_EL1", "OSDLR_EL1", "MDSCR_EL1", "MDCR_EL2")
+WATCHED_CONTEXT = ("OSLSR_EL1", "MDSCR_EL1")
+WATCHED_VIEW = ("OSLSR_EL1", "OSDLR_EL1", "MDSCR_EL1")
+WATCHED = {"physical": WATCHED_PHYSICAL, "vcpu": WATCHED_CONTEXT, "host": WATCHED_CONTEXT,
+           "guest_view": WATCHED_VIEW}
+_SITE_RT = 0  # the general register guest_write/guest_read use (x0 / r0)
+
+
+class Machine:
+    """A physical PE running Linux with KVM at ``variant`` and one VM of ``vcpus`` vCPUs."""
+
+    def __init__(
+        self,
+        variant: str | Iterable[str] = "baseline",
+        *,
+        vhe: bool = False,
+        vcpus: int = 1,
+        cpu: str | None = None,
+        trace: bool | int = True,
+        pmu: bool = True,
+        aarch32: Iterable[int] = (),
+    ) -> None:
+        defn = resolve(variant)  # PatchError before anything is built
+        self.variant = variant_name(variant)
+        try:
+            nr = operator.index(vcpus)
+        except TypeError:
+            raise VcpuIndexError(f"vcpus must be a whole number, not {vcpus!r}") from None
+        if not 1 <= nr <= 8:
+            raise VcpuIndexError(f"vcpus={nr}: the model supports 1 to 8 vCPUs on its one PE")
+        if isinstance(trace, bool):
+            maxlen, enabled = None, trace
+        else:
+            try:
+                maxlen, enabled = operator.index(trace), True
+            except TypeError:
+                raise ValueError(f"trace must be True, False or a positive event count, not {trace!r}") from None
+            if maxlen < 1:
+                raise ValueError(f"trace={maxlen}: give a positive number of events to keep, or False")
+        a32 = frozenset(aarch32)
+        bad = [i for i in a32 if not (isinstance(i, int) and 0 <= i < nr)]
+        if bad:
+            raise VcpuIndexError(f"aarch32={sorted(a32)!r} names vCPUs this VM does not have (0..{nr - 1})")
+        self.vhe = bool(vhe)
+        self.defn = defn
+        self.pe = PhysicalCPU(cpu)
+        self.kvm = Kvm(defn, self.pe, vhe=self.vhe, nr_vcpus=nr, pmu=pmu, aarch32=a32)
+        self.trace = Trace(maxlen=maxlen, enabled=enabled)
+        self._step = 0
+        self._last: dict[WatchKey, int | None] = {}
+        self._pending: Iterator[Step] | None = None
+        self._pending_name = ""
+        self._drive(self.kvm.boot())
+
+    def __repr__(self) -> str:
+        mode = "VHE" if self.vhe else "nVHE"
+        return (f"<Machine {self.variant} {mode} cpu={self.pe.profile.name} vcpus={len(self.kvm.vcpus)} "
+                f"OSLK(PE)={int(self.pe.os_lock)} steps={self._step}>")
+
+    # -- recording ----------------------------------------------------------------
+
+    def _watch(self) -> dict[WatchKey, int | None]:
+        pe, kvm = self.pe, self.kvm
+        state: dict[WatchKey, int | None] = {}
+        for reg in WATCHED_PHYSICAL:
+            state[("physical", reg, -1)] = pe.regs[reg]
+        host_switched = self._host_keeps()
+        for reg in WATCHED_CONTEXT:
+            state[("host", reg, -1)] = kvm.host_ctxt.sys_regs.get(reg) if reg in host_switched else None
+        for v in kvm.vcpus:
+            for reg in WATCHED_CONTEXT:
+                state[("vcpu", reg, v.index)] = v.ctxt.sys_regs.get(reg)
+            for reg in WATCHED_VIEW:
+                state[("guest_view", reg, v.index)] = self._guest_view(v.index, REGISTERS[reg])
+        return state
+
+    def _host_keeps(self) -> set[str]:
+        """Registers KVM keeps a saved host copy of: common state always, EL1 state on nVHE only."""
+        keep = set(self.defn.common_state)
+        if not self.vhe:
+            keep |= set(self.defn.el1_state)
+            if self.defn.el1_hooks:
+                keep.add("OSLSR_EL1")
+        return keep
+
+    def _record(self, s: Step) -> Event:
+        self._step += 1
+        changes: tuple[tuple[WatchKey, int | None], ...] = ()
+        if self.trace.enabled:
+            now = self._watch()
+            last = self._last
+            changes = tuple((k, v) for k, v in now.items() if k not in last or last[k] != v)
+            self._last = now
+        ev = Event(self._step, s.phase, s.function, FUNCTION_FILES.get(s.function, "arch/arm64/kvm/sys_regs.c"),
+                   s.detail, s.vcpu, changes, self.defn.notes.get(s.function, ""))
+        self.trace.append(ev)
+        return ev
+
+    def _drive(self, ops: Iterable[Step]) -> list[Event]:
+        self._finish_pending()
+        return [self._record(s) for s in ops]
+
+    def _finish_pending(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            for s in pending:
+                self._record(s)
+
+    # -- validation -------------------------------------------------------------------
+
+    def _vcpu(self, vcpu: int) -> int:
+        try:
+            i = operator.index(vcpu)
+        except TypeError:
+            raise VcpuIndexError(f"vcpu must be an integer index, not {vcpu!r}") from None
+        n = len(self.kvm.vcpus)
+        if not 0 <= i < n:
+            raise VcpuIndexError(f"vcpu={i}: this VM has {n} vCPU{'s' if n > 1 else ''} "
+                                 f"(indices 0..{n - 1}); create Machine(vcpus=...) with more")
+        return i
+
+    # -- inspection --------------------------------------------------------------------
+
+    def physical(self, reg: str | int) -> int:
+        r = lookup(reg)
+        if not self.pe.has(r.name) or r.access is Access.WO:
+            raise KvmdbgError(f"{r.name} is not a readable register of this PE "
+                              + ("(write-only: read OSLSR_EL1 for the lock state)" if r.access is Access.WO
+                                 else f"({self.pe.profile.name})"))
+        return self.pe.regs[r.name]
+
+    def vcpu_reg(self, reg: str | int, vcpu: int = 0) -> int | None:
+        r = lookup(reg)
+        v = self.kvm.vcpus[self._vcpu(vcpu)]
+        for kind in ("BVR", "BCR", "WVR", "WCR"):
+            if r.name.startswith(f"DBG{kind}"):
+                return v.debug.array(kind)[int(r.name[6:].split("_")[0])]
+        if r.name in self.defn.vcpu_sysreg:
+            return v.ctxt.sys_regs.get(r.name)
+        return None
+
+    def host_reg(self, reg: str | int) -> int | None:
+        r = lookup(reg)
+        if r.name not in self._host_keeps():
+            return None
+        return self.kvm.host_ctxt.sys_regs.get(r.name)
+
+    def where(self, vcpu: int = 0) -> str:
+        return "guest" if self.kvm.vcpus[self._vcpu(vcpu)].running else "host"
+
+    def loaded(self, vcpu: int = 0) -> bool:
+        return self.kvm.vcpus[self._vcpu(vcpu)].loaded
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            values=dict(self._watch()),
+            where=tuple("guest" if v.running else "host" for v in self.kvm.vcpus),
+            loaded=tuple(v.loaded for v in self.kvm.vcpus),
+            step=self._step,
+        )
+
+    def guest_view(self, reg: str | int, vcpu: int = 0) -> int | None:
+        """What the guest would read from ``reg`` now, or None if the read would UNDEF. No side effects."""
+        return self._guest_view(self._vcpu(vcpu), lookup(reg))
+
+    def _guest_view(self, index: int, r: SysReg) -> int | None:
+        kvm = self.kvm
+        v = kvm.vcpus[index]
+        if r.access is Access.WO or r.el == 2 or not self.pe.has(r.name):
+            return None
+        # Would the read trap? With the vCPU running, the PE's MDCR_EL2 says; otherwise the
+        # value KVM will program at the next entry (vcpu->arch.mdcr_el2).
+        trapped = self.pe.traps_to_el2(r.name) if v.running else _traps(r.name, v.mdcr_el2)
+        if trapped:
+            desc = self.defn.desc(r)
+            if desc is None:
+                return None
+            if r.name == "MDSCR_EL1" and v.preserved_mdscr is not None:
+                return v.preserved_mdscr  # the exit restores the guest's own value before the handler runs
+            return kvm.peek_guest_read(index, desc)
+        if v.running:
+            return self.pe.regs[r.name]
+        if r.name in v.ctxt.sys_regs:
+            return v.ctxt.sys_regs[r.name]
+        return self.pe.regs[r.name] if kvm.loaded == index and self.vhe else None
+
+    # -- world switch -----------------------------------------------------------------
+
+    def vcpu_load(self, vcpu: int = 0) -> list[Event]:
+        return self._drive(self.kvm.vcpu_load(self._vcpu(vcpu)))
+
+    def vcpu_put(self, vcpu: int = 0) -> list[Event]:
+        return self._drive(self.kvm.vcpu_put(self._vcpu(vcpu)))
+
+    def enter_guest(self, vcpu: int = 0) -> list[Event]:
+        return self._drive(self.kvm.enter(self._vcpu(vcpu)))
+
+    def exit_guest(self, vcpu: int = 0) -> list[Event]:
+        """The guest is interrupted: KVM exits to the host and stays in its run loop (still loaded)."""
+        i = self._vcpu(vcpu)
+        return self._drive(self.kvm.exit(i, esr(EC.UNKNOWN, 0, il=False),
+                                         "host interrupt: the guest exits to the host"))
+
+    def next_switch(self, vcpu: int = 0) -> str:
+        """The world switch ``step()`` would start next: vcpu_load, enter_guest or exit_guest."""
+        if self._pending is not None:
+            return self._pending_name
+        v = self.kvm.vcpus[self._vcpu(vcpu)]
+        return "exit_guest" if v.running else ("enter_guest" if v.loaded else "vcpu_load")
+
+    def begin(self, switch: str, vcpu: int = 0) -> None:
+        """Start a world switch to be advanced with ``step()``."""
+        i = self._vcpu(vcpu)
+        ops = {
+            "vcpu_load": lambda: self.kvm.vcpu_load(i),
+            "vcpu_put": lambda: self.kvm.vcpu_put(i),
+            "enter_guest": lambda: self.kvm.enter(i),
+            "exit_guest": lambda: self.kvm.exit(i, esr(EC.UNKNOWN, 0, il=False),
+                                                "host interrupt: the guest exits to the host"),
+        }
+        if switch not in ops:
+            raise ValueError(f"unknown world switch {switch!r}; choose one of {', '.join(ops)}")
+        self._finish_pending()
+        self._pending = iter(ops[switch]())
+        self._pending_name = switch
+
+    def step(self, vcpu: int = 0) -> Event | None:
+        """Advance one phase of the switch in progress, or start the next natural one."""
+        if self._pending is None:
+            self.begin(self.next_switch(vcpu), vcpu)
+        assert self._pending is not None
+        s = next(self._pending, None)
+        if s is None:
+            self._pending = None
+            return self.step(vcpu)
+        return self._record(s)
+
+    def run_to(self, phase_end: str, vcpu: int = 0) -> list[Event]:
+        """Step until the guest is entered ('guest') or has exited ('host')."""
+        events = []
+        want_running = phase_end == "guest"
+        v = self.kvm.vcpus[self._vcpu(vcpu)]
+        for _ in range(200):
+            ev = self.step(vcpu)
+            if ev is not None:
+                events.append(ev)
+            if self._pending is None and v.running == want_running:
+                break
+            if self._pending is not None and v.running == want_running and ev is not None \
+                    and ev.function in ("__guest_enter", "kvm_arm_clear_debug"):
+                self._finish_pending()
+                break
+        return events
+
+    @property
+    def in_progress(self) -> bool:
+        return self._pending is not None
+
+    # -- guest actions --------------------------------------------------------------------
+
+    def guest_write(self, reg: str | int, value: int, vcpu: int = 0) -> None:
+        """The guest executes ``MSR reg, X0`` (``MCR p14`` on an AArch32 vCPU)."""
+        self._guest_access(reg, value, is_read=False, vcpu=vcpu)
+
+    def guest_read(self, reg: str | int, vcpu: int = 0) -> int:
+        """The guest executes ``MRS X0, reg``; returns what it reads."""
+        value = self._guest_access(reg, 0, is_read=True, vcpu=vcpu)
+        assert value is not None
+        return value
+
+    def _guest_access(self, reg: str | int, value: int, *, is_read: bool, vcpu: int) -> int | None:
+        i = self._vcpu(vcpu)
+        r = lookup(reg)
+        if not is_read:
+            value = check_value(value, f"value for {r.name}")
+        v = self.kvm.vcpus[i]
+        cp14 = None
+        if v.aarch32:
+            cp14 = next((c for c in CP14_REGISTERS.values() if c.aarch64 == r.name), None)
+            if cp14 is None:
+                raise KvmdbgError(f"vCPU {i} is an AArch32 guest: the model reaches only the cp14 views "
+                                  f"{', '.join(CP14_REGISTERS)} from it, not {r.name}")
+            if value > 0xFFFFFFFF:
+                raise RegisterValueError(f"{value:#x} does not fit the 32-bit register of an AArch32 guest")
+        if not v.running:
+            self._drive(self.kvm.enter(i))
+        insn = (f"MRC p14, {cp14.name}" if cp14 else f"MRS X0, {r.name}") if is_read else \
+               (f"MCR p14, {cp14.name} <- {value:#x}" if cp14 else f"MSR {r.name}, X0 ({value:#x})")
+        # The architecture first: an encoding with no such accessor is UNDEFINED at EL1
+        # and never reaches KVM (Arm ARM; KVM's v5 1/6 message says the same of OSLSR writes).
+        if (is_read and r.access is Access.WO) or (not is_read and r.access is Access.RO) or r.el == 2 \
+                or not self.pe.has(r.name):
+            why = (f"{insn}: {r.name} is {r.access.value}, so this access is UNDEFINED in the "
+                   "architecture; the PE takes the UNDEF at the guest's EL1 without trapping to KVM"
+                   if r.el != 2 and self.pe.has(r.name) else f"{insn}: not accessible at EL1 on this PE")
+            self.kvm.take_guest_exception(v, esr(EC.UNKNOWN), why)
+            self._record(Step("guest exception", "guest", why, i))
+            raise GuestFault(esr(EC.UNKNOWN), why, pc=v.pc)
+        trap = self.pe.traps_to_el2(r.name)
+        if not trap:
+            if is_read:
+                got = self.pe.regs[r.name]
+                self._record(Step("guest access", "guest", f"{insn}: not trapped; the PE returns {got:#x}", i))
+                return got
+            self.pe.write(r.name, value)
+            self._record(Step("guest access", "guest", f"{insn}: not trapped; written to the PE", i))
+            return None
+        if cp14 is not None:
+            syndrome = esr_cp14(cp14.opc1, cp14.crn, cp14.crm, cp14.opc2, _SITE_RT, is_read)
+        else:
+            assert r.encoding is not None
+            syndrome = esr_sysreg(r.encoding, _SITE_RT, is_read)
+        self._record(Step("guest access", "guest", f"{insn}: trapped to EL2 by {trap}", i))
+        out = TrapOutcome()
+        self._drive(self.kvm.exit(i, syndrome, f"trapped {'MRC/MCR p14' if cp14 else 'MSR/MRS'}"))
+        self._drive(self.kvm.handle_trap(i, syndrome, value, out))
+        self._drive(self.kvm.enter(i))
+        if out.undef:
+            self._record(Step("guest exception", "guest", f"{insn}: the guest takes the injected UNDEF", i))
+            raise GuestFault(esr(EC.UNKNOWN), f"{insn}: {out.explanation}", pc=v.pc)
+        return out.value
+
+    # -- userspace -------------------------------------------------------------------------
+
+    def _to_userspace(self, i: int) -> None:
+        """A userspace ioctl needs KVM_RUN to have returned: exit and put the vCPU first."""
+        v = self.kvm.vcpus[i]
+        if v.running:
+            self._drive(self.kvm.exit_to_userspace(i))
+        if v.loaded:
+            self._drive(self.kvm.vcpu_put(i))
+
+    def get_reg_list(self, vcpu: int = 0) -> list[int]:
+        """KVM_GET_REG_LIST (the system registers the model knows; core/FP registers left out)."""
+        self._vcpu(vcpu)
+        return self.kvm.reg_list()
+
+    def get_one_reg(self, reg: str | int, vcpu: int = 0) -> int:
+        i = self._vcpu(vcpu)
+        r = lookup(reg)
+        desc = self.defn.desc(r)
+        self._to_userspace(i)
+        return self.kvm.get_one_reg(i, desc)
+
+    def set_one_reg(self, reg: str | int, value: int, vcpu: int = 0) -> None:
+        i = self._vcpu(vcpu)
+        r = lookup(reg)
+        value = check_value(value, f"value for {r.name}")
+        desc = self.defn.desc(r)
+        self._to_userspace(i)
+        self.kvm.set_one_reg(i, desc, value)
+        self._record(Step("kvm_arm_sys_reg_set_reg", "userspace", f"KVM_SET_ONE_REG {r.name}={value:#x}", i))
+
+    def reset_vcpu(self, vcpu: int = 0) -> None:
+        """KVM_ARM_VCPU_INIT again: every register back to its reset value."""
+        i = self._vcpu(vcpu)
+        self._to_userspace(i)
+        self._drive(self.kvm.reset_vcpu(i))
+
+    def set_guest_debug(self, hw_breakpoints: Iterable[int] = (), single_step: bool = False,
+                        vcpu: int = 0, hw_watchpoints: Iterable[int] = ()) -> None:
+        """KVM_SET_GUEST_DEBUG: the VMM debugs the guest with hardware breakpoints / single step."""
+        i = self._vcpu(vcpu)
+        bps = [check_value(a, "breakpoint address") for a in hw_breakpoints]
+        wps = [check_value(a, "watchpoint address") for a in hw_watchpoints]
+        if len(bps) > self.pe.profile.breakpoints or len(wps) > self.pe.profile.watchpoints:
+            raise ValueError(f"{self.pe.profile.name} has {self.pe.profile.breakpoints} breakpoints and "
+                             f"{self.pe.profile.watchpoints} watchpoints")
+        for a in bps + wps:
+            if a & 3:
+                raise RegisterValueError(f"address {a:#x} is not 4-byte aligned; breakpoints match A64 "
+                                         "instructions, which are word aligned")
+        self._to_userspace(i)
+        v = self.kvm.vcpus[i]
+        flags = set()
+        ext = v.external_debug
+        for n in range(16):
+            ext.bvr[n] = ext.bcr[n] = ext.wvr[n] = ext.wcr[n] = 0
+        if bps or wps:
+            flags.add("USE_HW")
+        for n, a in enumerate(bps):
+            ext.bvr[n] = a
+            ext.bcr[n] = 0x1E7  # E=1, PMC=0b11 (EL1 and EL0), BAS=0b1111
+        for n, a in enumerate(wps):
+            ext.wvr[n] = a & ~7
+            ext.wcr[n] = 0x1FFF  # E, PAC=0b11, LSC=0b11, BAS=0xFF
+        if single_step:
+            flags.add("SINGLESTEP")
+        if flags:
+            flags.add("ENABLE")
+        v.guest_debug = frozenset(flags)
+        self._record(Step("kvm_arch_vcpu_ioctl_set_guest_debug", "userspace",
+                          f"guest_debug={'|'.join(sorted(flags)) or '0'}; "
+                          f"{len(bps)} hardware breakpoint(s), {len(wps)} watchpoint(s)", i))
+
+    # -- guest programs ------------------------------------------------------------------
+
+    def run(self, program: Program, vcpu: int = 0, max_steps: int = 100000) -> RunResult:
+        from kvmdbg.run import run_program
+
+        return run_program(self, program, self._vcpu(vcpu), max_steps)
+
+
+def _traps(name: str, mdcr: int) -> bool:
+    from kvmdbg.cpu.pe import OS_LOCK_GROUP, TDA_GROUP
+
+    if name in OS_LOCK_GROUP:
+        return bool(mdcr & (1 << 10))
+    if name in TDA_GROUP:
+        return bool(mdcr & (1 << 9))
+    if name == "MDRAR_EL1":
+        return bool(mdcr & (3 << 9))
+    return name == "ID_AA64DFR0_EL1"
+

@@ -1,0 +1,97 @@
+"""The patches as data, and the variants built from them.
+
+``PATCHES`` holds the three v1 patches; ``UPSTREAM`` is the v5 series that
+replaced them. A variant is one of :data:`VARIANTS` or a set of patch names;
+:func:`resolve` turns either into a :class:`~kvmdbg.kvm.definition.KvmDefinition`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from types import MappingProxyType
+
+from kvmdbg.errors import PatchError
+from kvmdbg.kvm.definition import BASELINE, KvmDefinition, Patch, diff
+from kvmdbg.patches import p1, p2, p3, upstream
+
+__all__ = ["PATCHES", "UPSTREAM", "VARIANTS", "VARIANT_DESCRIPTIONS", "resolve", "variant_name", "diff"]
+
+VARIANTS: tuple[str, ...] = ("baseline", "p1", "p2", "p3", "upstream")
+
+PATCHES: Mapping[str, Patch] = MappingProxyType({"p1": p1.PATCH, "p2": p2.PATCH, "p3": p3.PATCH})
+UPSTREAM: Patch = upstream.PATCH
+
+# Each named variant is the baseline plus these patches, in order.
+_VARIANT_PATCHES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "baseline": (),
+    "p1": ("p1",),
+    "p2": ("p1", "p2"),
+    "p3": ("p1", "p2", "p3"),
+    "upstream": ("upstream",),
+})
+
+VARIANT_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({
+    "baseline": "KVM as in Linux 5.15-rc4: the OS Lock is RAZ/WI, OSLSR_EL1 reads a constant 0x8",
+    "p1": "baseline + patch 1: OSLSR_EL1 stored in the vCPU context",
+    "p2": "baseline + patches 1-2: the guest's OSLK switched into the real OS Lock",
+    "p3": "baseline + patches 1-3: ID_AA64DFR0_EL1 says Debug v8.2, DoubleLock not implemented",
+    "upstream": "the v5 series merged for 5.18: the OS Lock emulated, never written to hardware",
+})
+
+
+def _patch_names(variant: str | Iterable[str]) -> tuple[str, ...]:
+    if isinstance(variant, str):
+        key = variant.strip().lower()
+        if key in _VARIANT_PATCHES:
+            return _VARIANT_PATCHES[key]
+        if key in PATCHES:
+            raise PatchError(
+                f"{variant!r} is a patch, not a variant; pass {{'{key}'}} for that patch alone "
+                f"or one of the variants {', '.join(VARIANTS)}"
+            )
+        raise PatchError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}, "
+                         "or a set of patch names such as {'p1', 'p3'}")
+    try:
+        names = {str(n).strip().lower() for n in variant}
+    except TypeError:
+        raise PatchError(f"a variant is a name or a set of patch names, not {type(variant).__name__}") from None
+    if "upstream" in names:
+        if names != {"upstream"}:
+            raise PatchError("'upstream' is a separate design (the v5 series) and cannot be mixed with the "
+                             "v1 patches; use variant='upstream' alone")
+        return ("upstream",)
+    if "baseline" in names:
+        names.discard("baseline")
+    unknown = sorted(names - set(PATCHES))
+    if unknown:
+        raise PatchError(f"unknown patch name(s) {', '.join(map(repr, unknown))}; the patches are "
+                         f"{', '.join(PATCHES)} (and the variant 'upstream')")
+    for name in names:
+        missing = [r for r in PATCHES[name].requires if r not in names]
+        if missing:
+            raise PatchError(f"patch {name} needs {', '.join(missing)}: {PATCHES[name].title!r} builds on "
+                             f"the context slot that {', '.join(missing)} adds; add {', '.join(missing)} too")
+    return tuple(n for n in PATCHES if n in names)
+
+
+@lru_cache(maxsize=64)
+def _build(names: tuple[str, ...]) -> KvmDefinition:
+    defn = BASELINE
+    for n in names:
+        defn = defn.apply(UPSTREAM if n == "upstream" else PATCHES[n])
+    return defn
+
+
+def resolve(variant: str | Iterable[str]) -> KvmDefinition:
+    """The KVM definition of a variant name or a set of patch names."""
+    return _build(_patch_names(variant))
+
+
+def variant_name(variant: str | Iterable[str]) -> str:
+    """A canonical name: one of VARIANTS when the set matches one, else 'p1+p3' and so on."""
+    names = _patch_names(variant)
+    for v, pn in _VARIANT_PATCHES.items():
+        if pn == names:
+            return v
+    return "+".join(names)

@@ -1,0 +1,106 @@
+"""Patch 2/3: "KVM: arm64: Allow the guest to change the OS Lock status" (v1).
+
+Three changes, all modelled here:
+
+* ``__sysreg_save_el1_state`` saves the PE's OSLSR_EL1 into the context being
+  saved, and ``__sysreg_restore_el1_state`` writes that context's OSLK to the
+  PE's OSLAR_EL1 (hyp/include/hyp/sysreg-sr.h). Where those two run decides
+  everything: for host *and* guest on every nVHE entry/exit, but only for the
+  guest, at vcpu_load/vcpu_put, on VHE.
+* The reset value of OSLSR_EL1 becomes 0xA: a vCPU comes out of reset locked.
+* A new ``trap_oslar_el1`` handles guest OSLAR_EL1 writes (and the cp14
+  DBGOSLAR view); reads return 0.
+
+About ``trap_oslar_el1`` as posted: it calls
+``vcpu_write_sys_reg(vcpu, OSLSR_EL1, oslsr | ((p->regval & 1) << 1))``, but the
+5.15 prototype is ``vcpu_write_sys_reg(vcpu, u64 val, int reg)``. C converts
+both arguments silently, so the call stores the *enum index* of OSLSR_EL1
+(26 with patch 1 applied) into the ``sys_regs[]`` slot whose index is the
+intended new OSLSR value: 8 (TTBR1_EL1) for an unlock, 10 (ESR_EL1) for a
+lock, given an OSLSR of 0x8 or 0xA. The stored OSLSR_EL1 itself never
+changes. We model the code as posted, because that is what a kernel built
+at this variant runs; ``trap_oslar_el1_as_intended`` below is the reading
+the cover letter describes, kept for comparison in lessons, and not used
+by any variant.
+"""
+
+from __future__ import annotations
+
+from kvmdbg.kvm.definition import El1Hook, Patch
+from kvmdbg.kvm.sys_regs import Cp14Desc, Params, SysRegDesc, read_zero, vcpu_read_sys_reg, vcpu_write_sys_reg
+
+from kvmdbg.patches.p1 import trap_oslsr_el1_p1
+
+
+def trap_oslar_el1_p2(kvm, vcpu, p: Params, r: SysRegDesc) -> bool:  # type: ignore[no-untyped-def]
+    """Patch 2 ``trap_oslar_el1``, as posted: reads RAZ; a write goes through swapped arguments."""
+    if not p.is_write:
+        return read_zero(kvm, vcpu, p)
+    oslsr = vcpu_read_sys_reg(kvm, vcpu, "OSLSR_EL1") & ~0x2  # "preserve all but the OSLK bit"
+    # vcpu_write_sys_reg(vcpu, OSLSR_EL1, oslsr | ((p->regval & 1) << 1)): value and index swapped.
+    index = oslsr | ((p.regval & 1) << 1)
+    value = kvm.defn.sysreg_index("OSLSR_EL1")
+    slot = kvm.defn.vcpu_sysreg[index] if 0 < index < len(kvm.defn.vcpu_sysreg) else f"[{index}]"
+    kvm.note(f"vcpu_write_sys_reg(vcpu, OSLSR_EL1, {index:#x}) stores {value} into sys_regs[{index}] "
+             f"({slot}), not into OSLSR_EL1: the arguments are swapped")
+    vcpu_write_sys_reg(kvm, vcpu, value, index)
+    return True
+
+
+trap_oslar_el1_p2.__name__ = "trap_oslar_el1"
+
+
+def trap_oslar_el1_as_intended(kvm, vcpu, p: Params, r: SysRegDesc) -> bool:  # type: ignore[no-untyped-def]
+    """What the cover letter describes: copy OSLAR.OSLK (bit 0) into the stored OSLSR.OSLK (bit 1)."""
+    if not p.is_write:
+        return read_zero(kvm, vcpu, p)
+    oslsr = vcpu_read_sys_reg(kvm, vcpu, "OSLSR_EL1") & ~0x2
+    vcpu_write_sys_reg(kvm, vcpu, oslsr | ((p.regval & 1) << 1), "OSLSR_EL1")
+    return True
+
+
+def _save_oslsr(pe, ctxt) -> str:  # type: ignore[no-untyped-def]
+    ctxt.sys_regs["OSLSR_EL1"] = pe.regs["OSLSR_EL1"]
+    return f"patch 2: OSLSR_EL1={pe.regs['OSLSR_EL1']:#x} read from the PE into the context"
+
+
+def _restore_oslk(pe, ctxt) -> str:  # type: ignore[no-untyped-def]
+    oslk = (ctxt.sys_regs.get("OSLSR_EL1", 0) >> 1) & 1
+    pe.write("OSLAR_EL1", oslk)
+    return f"patch 2: OSLAR_EL1 <- {oslk} (the context's OSLK), so the PE's OS Lock is now {oslk}"
+
+
+OSLSR_SWITCH = El1Hook("OSLSR_EL1 saved from, and OSLK written back to, the real OS Lock",
+                       _save_oslsr, _restore_oslk)
+
+PATCH = Patch(
+    name="p2",
+    title="KVM: arm64: Allow the guest to change the OS Lock status",
+    summary=(
+        "Makes the OS Lock real for the guest by putting the guest's OSLK into the hardware: the EL1 "
+        "save/restore code now reads OSLSR_EL1 from the PE and writes the context's OSLK back through "
+        "OSLAR_EL1, a vCPU resets locked (0xA), and guest OSLAR_EL1 writes are meant to update the "
+        "stored OSLK. The hardware lock is a property of the whole PE, so the guest's value also "
+        "governs the host while it is loaded; on VHE, where the host's EL1 state is never switched, "
+        "it stays with the host after vcpu_put. As posted, the new OSLAR handler passes its arguments "
+        "to vcpu_write_sys_reg() in the wrong order, so the stored OSLK never changes on a guest write."
+    ),
+    message_id="<20211029003202.158161-3-oupton@google.com>",
+    files=("arch/arm64/kvm/hyp/include/hyp/sysreg-sr.h", "arch/arm64/kvm/sys_regs.c"),
+    requires=("p1",),
+    sys_regs=(
+        SysRegDesc("OSLAR_EL1", trap_oslar_el1_p2),
+        SysRegDesc("OSLSR_EL1", trap_oslsr_el1_p1, reg="OSLSR_EL1", reset="reset_val", val=0xA),
+    ),
+    cp14=(Cp14Desc("DBGOSLAR", (0, 1, 0, 4), trap_oslar_el1_p2, aarch64="OSLAR_EL1"),),
+    el1_hooks=(OSLSR_SWITCH,),
+    notes={
+        "__sysreg_save_el1_state": "Patch 2: also saves the PE's OSLSR_EL1 into the context.",
+        "__sysreg_restore_el1_state": "Patch 2: also writes the context's OSLK to the PE's OSLAR_EL1.",
+        "__sysreg_save_state_nvhe": "Patch 2: includes the OSLSR_EL1 save (host and guest, every run).",
+        "__sysreg_restore_state_nvhe": "Patch 2: includes the OSLAR_EL1 write (host and guest, every run).",
+        "trap_oslar_el1": "Patch 2: new handler; as posted its vcpu_write_sys_reg() arguments are swapped.",
+        "kvm_reset_sys_regs": "Patch 2: OSLSR_EL1 resets to 0xA (locked).",
+    },
+    date="2021-10-29",
+)

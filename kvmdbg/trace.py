@@ -1,0 +1,158 @@
+"""Events, traces and snapshots: what a Machine records as it runs.
+
+An :class:`Event` is one kernel function (or architectural event) that ran,
+with the watched register values it changed. A :class:`Trace` keeps events,
+optionally only the most recent N (a ring buffer whose evicted events are
+folded into a base state, so memory stays flat and the DataFrame is still
+exact). pandas is imported only by :meth:`Trace.to_dataframe`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Event", "Trace", "Snapshot", "Change", "LOCATIONS", "WatchKey"]
+
+LOCATIONS = ("physical", "vcpu", "host", "guest_view")
+
+# (location, register, vcpu index or -1)
+WatchKey = tuple[str, str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One step: ``function`` is the kernel function it models, ``phase`` the switch phase."""
+
+    step: int
+    phase: str
+    function: str
+    file: str
+    detail: str
+    vcpu: int | None
+    changes: tuple[tuple[WatchKey, int | None], ...] = ()
+    patch_note: str = ""
+
+    def __str__(self) -> str:
+        return f"[{self.step}] {self.phase:<9} {self.function}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    location: str
+    register: str
+    vcpu: int | None
+    before: int | None
+    after: int | None
+
+    def __str__(self) -> str:
+        def fmt(v: int | None) -> str:
+            return "-" if v is None else hex(v)
+
+        who = f"vcpu{self.vcpu} " if self.vcpu is not None else ""
+        return f"{who}{self.location} {self.register}: {fmt(self.before)} -> {fmt(self.after)}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable picture of the watched state: ``values[(location, register, vcpu)]``."""
+
+    values: Mapping[WatchKey, int | None]
+    where: tuple[str, ...]
+    loaded: tuple[bool, ...]
+    step: int = 0
+
+    def get(self, location: str, register: str, vcpu: int | None = None) -> int | None:
+        return self.values.get((location, register.upper(), -1 if vcpu is None else vcpu))
+
+    def diff(self, other: Snapshot) -> list[Change]:
+        """What changed from this snapshot to ``other``."""
+        out = []
+        for key in sorted(set(self.values) | set(other.values)):
+            a, b = self.values.get(key), other.values.get(key)
+            if a != b:
+                out.append(Change(key[0], key[1], None if key[2] < 0 else key[2], a, b))
+        for i, (a, b) in enumerate(zip(self.where, other.where)):
+            if a != b:
+                out.append(Change("where", "vcpu", i, None, None))
+        return out
+
+
+@dataclass
+class Trace:
+    """The events of one Machine; ``maxlen`` keeps only the most recent ones."""
+
+    maxlen: int | None = None
+    enabled: bool = True
+    _events: deque[Event] = field(default_factory=deque)
+    _base: dict[WatchKey, int | None] = field(default_factory=dict)
+    dropped: int = 0
+
+    def __post_init__(self) -> None:
+        self._events = deque(maxlen=None)
+
+    def append(self, event: Event) -> None:
+        if not self.enabled:
+            return
+        if self.maxlen is not None and len(self._events) >= self.maxlen:
+            old = self._events.popleft()
+            for key, value in old.changes:
+                self._base[key] = value
+            self.dropped += 1
+        self._events.append(event)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self._events)
+
+    def __getitem__(self, i: int) -> Event:
+        return self._events[i]
+
+    @property
+    def base(self) -> Mapping[WatchKey, int | None]:
+        return MappingProxyType(self._base)
+
+    def functions(self) -> list[str]:
+        return [e.function for e in self._events]
+
+    def states(self) -> Iterator[tuple[Event, dict[WatchKey, int | None]]]:
+        """Each event with the full watched state right after it."""
+        state = dict(self._base)
+        for e in self._events:
+            for key, value in e.changes:
+                state[key] = value
+            yield e, state
+
+    def to_records(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for e, state in self.states():
+            for (loc, reg, vcpu), value in state.items():
+                rows.append({
+                    "step": e.step, "phase": e.phase, "function": e.function, "file": e.file,
+                    "vcpu": None if vcpu < 0 else vcpu, "location": loc, "register": reg, "value": value,
+                    "detail": e.detail,
+                })
+        return rows
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Long format: one row per (step, location, register[, vcpu]) with its value after the step."""
+        import pandas as pd
+
+        columns = ["step", "phase", "function", "file", "vcpu", "location", "register", "value", "detail"]
+        df = pd.DataFrame(self.to_records(), columns=columns)
+        df["value"] = df["value"].astype("UInt64")
+        df["vcpu"] = df["vcpu"].astype("Int64")
+        df["step"] = df["step"].astype("int64")
+        return df
+
+    def clear(self) -> None:
+        self._events.clear()
+        self._base.clear()
