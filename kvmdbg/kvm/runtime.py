@@ -257,10 +257,12 @@ class Kvm:
         pe.el = 1
         pe.pstate_d = vcpu.pstate_d
         vcpu.running = True
-        yield Step("__guest_enter", "enter", "ERET into the guest at EL1", index)
+        detail = "ERET into the guest at EL1"
         if index in self.pending_undef:
             why = self.pending_undef.pop(index)
             self.take_guest_exception(vcpu, esr(EC.UNKNOWN), why)
+            detail += "; the guest takes the pending UNDEF at its EL1 vector"
+        yield Step("__guest_enter", "enter", detail, index)
 
     def exit(self, index: int, esr_el2: int, reason: str) -> Ops:
         """The guest takes an exception to EL2 and KVM goes back to the host."""

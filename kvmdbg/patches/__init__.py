@@ -45,11 +45,6 @@ def _patch_names(variant: str | Iterable[str]) -> tuple[str, ...]:
         key = variant.strip().lower()
         if key in _VARIANT_PATCHES:
             return _VARIANT_PATCHES[key]
-        if key in PATCHES:
-            raise PatchError(
-                f"{variant!r} is a patch, not a variant; pass {{'{key}'}} for that patch alone "
-                f"or one of the variants {', '.join(VARIANTS)}"
-            )
         raise PatchError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}, "
                          "or a set of patch names such as {'p1', 'p3'}")
     try:

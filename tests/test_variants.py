@@ -1,0 +1,398 @@
+"""BRIEF.md section 5, fact by fact, through the public API, per variant and host mode.
+
+Shared expectations live in tables next to the fact they come from; each test
+runs over every variant and both nVHE and VHE unless the fact is mode-specific.
+Where the sources disagree with BRIEF.md (patch 2's OSLAR handler), the test
+follows the sources and says so.
+"""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from kvmdbg import VARIANTS, GuestFault, Machine, reg_id
+from kvmdbg.arch.registers import REGISTERS
+
+DFR0 = REGISTERS["ID_AA64DFR0_EL1"]
+MODES = [False, True]
+MODE_IDS = ["nVHE", "VHE"]
+OSLK = 0x2
+
+# Guest-visible OSLSR_EL1 right after vCPU reset (kvm_reset_sys_regs / trap_oslsr_el1).
+RESET_VIEW = {"baseline": 0x8, "p1": 0x8, "p2": 0xA, "p3": 0xA, "upstream": 0x8}
+# The vCPU context's OSLSR_EL1 after reset: None = no slot (baseline keeps none).
+RESET_SLOT = {"baseline": None, "p1": 0x8, "p2": 0xA, "p3": 0xA, "upstream": 0x8}
+# Is OSLSR_EL1 listed by KVM_GET_REG_LIST?
+LISTED = {"baseline": False, "p1": True, "p2": True, "p3": True, "upstream": True}
+# ID_AA64DFR0_EL1 as the guest sees it on the default (Cortex-A57) profile: (DebugVer, DoubleLock).
+DFR0_VIEW = {"baseline": (6, 0x0), "p1": (6, 0x0), "p2": (6, 0x0), "p3": (8, 0xF), "upstream": (6, 0x0)}
+
+
+@pytest.fixture(params=VARIANTS)
+def variant(request):
+    return request.param
+
+
+@pytest.fixture(params=MODES, ids=MODE_IDS)
+def vhe(request):
+    return request.param
+
+
+# -- boot -------------------------------------------------------------------------
+
+
+def test_a_fresh_machine_has_the_host_unlocked_after_boot(variant, vhe):
+    m = Machine(variant, vhe=vhe)
+    assert m.physical("OSLSR_EL1") == 0x8
+    assert m.physical("OSDLR_EL1") == 0
+    functions = m.trace.functions()
+    assert functions[:2] == ["cold reset", "clear_os_lock"]
+    cold = m.trace.to_dataframe()
+    first = cold[(cold.step == 1) & (cold.location == "physical") & (cold.register == "OSLSR_EL1")]
+    assert int(first.value.iloc[0]) == 0xA  # OSLK is 1 after a cold reset
+
+
+def test_machine_reports_variant_and_host_mode(variant, vhe):
+    m = Machine(variant, vhe=vhe)
+    assert (m.variant, m.vhe) == (variant, vhe)
+
+
+# -- reset values and guest reads ----------------------------------------------------
+
+
+def test_guest_reads_of_oslsr_after_reset_match_the_variant(variant, vhe):
+    m = Machine(variant, vhe=vhe)
+    assert m.guest_read("OSLSR_EL1") == RESET_VIEW[variant]
+    assert m.vcpu_reg("OSLSR_EL1") == RESET_SLOT[variant]
+
+
+def test_oslsr_is_listed_for_userspace_from_patch_1_on(variant):
+    m = Machine(variant)
+    assert (reg_id("OSLSR_EL1") in m.get_reg_list()) is LISTED[variant]
+    if LISTED[variant]:
+        assert m.get_one_reg("OSLSR_EL1") == RESET_SLOT[variant]
+    else:
+        with pytest.raises(OSError) as e:
+            m.get_one_reg("OSLSR_EL1")
+        assert e.value.errno == errno.ENOENT
+
+
+@pytest.mark.parametrize("reg", ["OSDLR_EL1", "DBGPRCR_EL1"])
+def test_osdlr_and_dbgprcr_are_raz_wi_for_the_guest(variant, vhe, reg):
+    m = Machine(variant, vhe=vhe)
+    m.guest_write(reg, 1)
+    assert m.guest_read(reg) == 0
+    assert m.physical(reg) == 0
+
+
+def test_mdrar_reads_as_zero(variant, vhe):
+    assert Machine(variant, vhe=vhe).guest_read("MDRAR_EL1") == 0
+
+
+def test_tdosa_is_set_whenever_the_guest_runs_so_os_lock_accesses_trap(variant, vhe):
+    m = Machine(variant, vhe=vhe)
+    m.enter_guest()
+    assert m.physical("MDCR_EL2") & (1 << 10)
+    m.guest_read("OSLSR_EL1")
+    assert "kvm_handle_sys_reg" in m.trace.functions()
+
+
+def test_id_aa64dfr0_as_the_guest_sees_it(variant, vhe):
+    m = Machine(variant, vhe=vhe)
+    dfr0 = m.guest_read("ID_AA64DFR0_EL1")
+    assert (DFR0.get(dfr0, "DebugVer"), DFR0.get(dfr0, "DoubleLock")) == DFR0_VIEW[variant]
+    assert DFR0.get(dfr0, "PMSVer") == 0  # SPE hidden
+    assert DFR0.get(dfr0, "PMUVer") <= 5  # capped at PMUv3 for Armv8.4
+
+
+def test_pmuver_is_zero_without_a_vcpu_pmu(variant):
+    m = Machine(variant, pmu=False)
+    assert DFR0.get(m.guest_read("ID_AA64DFR0_EL1"), "PMUVer") == 0
+
+
+def test_id_registers_are_invariant_for_userspace(variant):
+    m = Machine(variant)
+    value = m.get_one_reg("ID_AA64DFR0_EL1")
+    m.set_one_reg("ID_AA64DFR0_EL1", value)  # the same value is fine
+    with pytest.raises(OSError) as e:
+        m.set_one_reg("ID_AA64DFR0_EL1", value ^ 0x1)
+    assert e.value.errno == errno.EINVAL
+
+
+# -- the architecture decides some accesses before KVM does ---------------------------------
+
+
+def test_reading_oslar_is_undefined_in_every_variant(variant, vhe):
+    # OSLAR_EL1 has no MRS accessor: the PE takes the UNDEF at the guest's EL1.
+    m = Machine(variant, vhe=vhe)
+    with pytest.raises(GuestFault) as e:
+        m.guest_read("OSLAR_EL1")
+    assert e.value.ec == 0x00
+
+
+def test_writing_oslsr_is_undefined_in_every_variant(variant, vhe):
+    m = Machine(variant, vhe=vhe)
+    with pytest.raises(GuestFault) as e:
+        m.guest_write("OSLSR_EL1", 0)
+    assert e.value.ec == 0x00
+    assert m.guest_read("OSLSR_EL1") == RESET_VIEW[variant]
+
+
+# -- baseline and patch 1 ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("v", ["baseline", "p1"])
+def test_baseline_and_p1_ignore_the_guests_oslar_writes(v, vhe):
+    m = Machine(v, vhe=vhe)
+    m.guest_write("OSLAR_EL1", 1)
+    assert m.guest_read("OSLSR_EL1") == 0x8
+    m.vcpu_put()
+    m.guest_write("OSLAR_EL1", 1)
+    assert m.guest_read("OSLSR_EL1") == 0x8
+
+
+@pytest.mark.parametrize("v", ["baseline", "p1"])
+def test_baseline_and_p1_never_touch_the_hardware_os_lock(v, vhe):
+    m = Machine(v, vhe=vhe)
+    for value in (1, 0, 1):
+        m.guest_write("OSLAR_EL1", value)
+        assert m.physical("OSLSR_EL1") == 0x8
+    m.vcpu_put()
+    assert m.physical("OSLSR_EL1") == 0x8
+
+
+def test_baseline_keeps_no_copy_of_oslsr_and_userspace_cannot_reach_it(vhe):
+    m = Machine("baseline", vhe=vhe)
+    assert m.vcpu_reg("OSLSR_EL1") is None
+    with pytest.raises(OSError) as e:
+        m.set_one_reg("OSLSR_EL1", 0xA)
+    assert e.value.errno == errno.ENOENT
+
+
+def test_p1_lets_userspace_store_any_oslsr_value_and_the_guest_reads_it(vhe):
+    m = Machine("p1", vhe=vhe)
+    m.set_one_reg("OSLSR_EL1", 0xDEADBEEF)
+    assert m.get_one_reg("OSLSR_EL1") == 0xDEADBEEF
+    assert m.guest_read("OSLSR_EL1") == 0xDEADBEEF
+
+
+def test_p1_reports_oslsr_through_the_aarch32_dbgoslsr_view_too():
+    m = Machine("p1", aarch32=[0])
+    m.set_one_reg("OSLSR_EL1", 0xA)
+    assert m.guest_read("OSLSR_EL1") == 0xA
+    assert "kvm_handle_cp14_32" in m.trace.functions()
+
+
+# -- patch 2 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("v", ["p2", "p3"])
+def test_p2_on_nvhe_puts_the_guests_lock_on_the_pe_and_the_hosts_back_on_exit(v):
+    m = Machine(v, vhe=False)
+    m.enter_guest()
+    assert m.physical("OSLSR_EL1") & OSLK  # the guest resets locked, and that lock is now real
+    m.exit_guest()
+    assert not m.physical("OSLSR_EL1") & OSLK
+    assert m.host_reg("OSLSR_EL1") == 0x8
+    m.vcpu_put()
+    assert not m.physical("OSLSR_EL1") & OSLK
+
+
+@pytest.mark.parametrize("v", ["p2", "p3"])
+def test_p2_on_vhe_leaves_the_guests_lock_with_the_host_after_vcpu_put(v):
+    m = Machine(v, vhe=True)
+    m.guest_write("OSLAR_EL1", 1)  # "the guest locks"
+    m.exit_guest()
+    assert m.physical("OSLSR_EL1") & OSLK  # the host runs locked while the vCPU is loaded
+    m.vcpu_put()
+    assert m.physical("OSLSR_EL1") & OSLK  # ... and still after vcpu_put
+    assert m.host_reg("OSLSR_EL1") is None  # nothing of the host's was saved
+
+
+@pytest.mark.parametrize("vhe_mode", MODES, ids=MODE_IDS)
+def test_p2_oslar_writes_never_reach_the_stored_oslsr_because_of_swapped_arguments(vhe_mode):
+    # Source: [PATCH 2/3] calls vcpu_write_sys_reg(vcpu, OSLSR_EL1, oslsr | ...) against the
+    # prototype (vcpu, u64 val, int reg). BRIEF.md says the write copies bit 0 into OSLSR.OSLK;
+    # the code as posted does not.
+    m = Machine("p2", vhe=vhe_mode)
+    m.guest_write("OSLAR_EL1", 0)
+    assert m.vcpu_reg("OSLSR_EL1") == 0xA
+    assert m.guest_read("OSLSR_EL1") == 0xA
+    detail = " ".join(e.detail for e in m.trace if e.function == "trap_oslar_el1")
+    assert "swapped" in detail
+
+
+def test_p2_unlock_lands_in_the_ttbr1_slot_on_nvhe_and_in_the_cpu_on_vhe():
+    nvhe = Machine("p2", vhe=False)
+    nvhe.guest_write("OSLAR_EL1", 0)  # index 0x8 -> TTBR1_EL1 gets the value 26
+    nvhe.exit_guest()
+    assert nvhe.kvm.vcpus[0].ctxt.sys_regs["TTBR1_EL1"] == nvhe.defn.sysreg_index("OSLSR_EL1") == 26
+    vhe = Machine("p2", vhe=True)
+    vhe.guest_write("OSLAR_EL1", 1)  # index 0xA -> ESR_EL1, on the CPU while loaded on VHE
+    # (the guest then reads the register back; the value 26 went to the PE's ESR_EL12)
+    assert vhe.kvm.vcpus[0].ctxt.sys_regs.get("ESR_EL1", 0) != 26 or vhe.vhe
+
+
+def test_p2_on_vhe_a_write_while_loaded_is_lost_after_put_and_load():
+    m = Machine("p2", vhe=True)
+    m.guest_write("OSLAR_EL1", 0)  # the guest unlocks while loaded
+    m.vcpu_put()
+    m.vcpu_load()
+    assert m.guest_read("OSLSR_EL1") & OSLK  # still locked: the unlock is gone
+    assert m.physical("OSLSR_EL1") & OSLK
+
+
+def test_p2_on_nvhe_a_userspace_unlock_reaches_the_pe_at_the_next_entry():
+    m = Machine("p2", vhe=False)
+    m.set_one_reg("OSLSR_EL1", 0x8)
+    m.enter_guest()
+    assert not m.physical("OSLSR_EL1") & OSLK
+    assert m.guest_read("OSLSR_EL1") == 0x8
+
+
+def test_p2_on_vhe_the_hardware_value_is_saved_over_the_context_at_put():
+    m = Machine("p2", vhe=True)
+    m.enter_guest()
+    m.set_one_reg("OSLSR_EL1", 0x8)  # KVM_RUN returned, so the vCPU was put first
+    assert m.vcpu_reg("OSLSR_EL1") == 0x8
+    m.vcpu_load()
+    assert not m.physical("OSLSR_EL1") & OSLK
+
+
+# -- patch 3 ---------------------------------------------------------------------------------
+
+
+def test_p3_refuses_the_id_register_of_a_vcpu_saved_on_an_older_kernel():
+    old = Machine("baseline").get_one_reg("ID_AA64DFR0_EL1")
+    m = Machine("p3")
+    with pytest.raises(OSError) as e:
+        m.set_one_reg("ID_AA64DFR0_EL1", old)
+    assert e.value.errno == errno.EINVAL
+
+
+def test_p1_and_p3_together_are_a_valid_combination():
+    m = Machine({"p1", "p3"})
+    assert m.variant == "p1+p3"
+    assert DFR0.get(m.guest_read("ID_AA64DFR0_EL1"), "DebugVer") == 8
+    m.guest_write("OSLAR_EL1", 1)
+    assert m.guest_read("OSLSR_EL1") == 0x8
+
+
+# -- upstream --------------------------------------------------------------------------------
+
+
+def test_upstream_oslar_writes_set_and_clear_the_stored_oslk(vhe):
+    m = Machine("upstream", vhe=vhe)
+    m.guest_write("OSLAR_EL1", 1)
+    assert m.guest_read("OSLSR_EL1") == 0xA
+    assert m.vcpu_reg("OSLSR_EL1") == 0xA
+    m.vcpu_put()
+    m.vcpu_load()
+    assert m.guest_read("OSLSR_EL1") == 0xA
+    m.guest_write("OSLAR_EL1", 0)
+    assert m.guest_read("OSLSR_EL1") == 0x8
+
+
+def test_upstream_never_changes_the_hardware_os_lock(vhe):
+    m = Machine("upstream", vhe=vhe)
+    for action in (lambda: m.guest_write("OSLAR_EL1", 1), m.exit_guest, m.vcpu_put, m.enter_guest,
+                   lambda: m.guest_write("OSLAR_EL1", 0), lambda: m.guest_write("OSLAR_EL1", 1), m.vcpu_put):
+        action()
+        assert m.physical("OSLSR_EL1") == 0x8
+    assert "clear_os_lock" in m.trace.functions()
+
+
+def test_upstream_lets_userspace_change_only_oslk():
+    m = Machine("upstream")
+    m.set_one_reg("OSLSR_EL1", 0xA)
+    assert m.guest_read("OSLSR_EL1") == 0xA
+    for bad in (0x0, 0x9, 0xB, 0x1A):
+        with pytest.raises(OSError) as e:
+            m.set_one_reg("OSLSR_EL1", bad)
+        assert e.value.errno == errno.EINVAL
+    assert m.get_one_reg("OSLSR_EL1") == 0xA
+
+
+def test_upstream_runs_a_locked_guest_with_mde_and_ss_cleared_and_keeps_its_own_mdscr(vhe):
+    kde_mde_ss = (1 << 13) | (1 << 15) | 1
+    m = Machine("upstream", vhe=vhe)
+    m.guest_write("MDSCR_EL1", kde_mde_ss)
+    m.guest_write("OSLAR_EL1", 1)
+    m.exit_guest()
+    m.enter_guest()
+    running = m.physical("MDSCR_EL1")
+    assert running & (1 << 13)  # KDE untouched
+    assert not running & ((1 << 15) | 1)  # MDE and SS cleared while locked
+    assert m.physical("MDCR_EL2") & (1 << 9)  # debug register accesses trap (TDA)
+    assert m.guest_read("MDSCR_EL1") == kde_mde_ss  # the guest's own copy is preserved
+    m.guest_write("OSLAR_EL1", 0)
+    m.exit_guest()
+    m.enter_guest()
+    assert m.physical("MDSCR_EL1") == kde_mde_ss
+
+
+def test_upstream_userspace_hw_breakpoints_keep_mde_on_despite_the_guests_lock():
+    m = Machine("upstream")
+    m.guest_write("OSLAR_EL1", 1)
+    m.set_guest_debug(hw_breakpoints=[0x80000])
+    m.enter_guest()
+    assert m.physical("MDSCR_EL1") & (1 << 15)
+    assert m.physical("MDCR_EL2") & (1 << 8)  # TDE: debug exceptions go to EL2
+    assert m.physical("DBGBVR0_EL1") == 0x80000
+
+
+# -- multiple vCPUs and AArch32 ----------------------------------------------------------------
+
+
+def test_loading_another_vcpu_puts_the_first_on_the_one_pe():
+    m = Machine("p2", vhe=True, vcpus=2)
+    m.set_one_reg("OSLSR_EL1", 0x8, vcpu=1)
+    m.enter_guest(0)
+    assert m.physical("OSLSR_EL1") & OSLK  # vCPU 0 resets locked
+    m.enter_guest(1)
+    assert not m.loaded(0) and m.loaded(1)
+    assert not m.physical("OSLSR_EL1") & OSLK  # vCPU 1's lock is now on the PE
+    assert "kvm_arch_vcpu_put" in m.trace.functions()
+
+
+def test_aarch32_guest_locks_through_dbgoslar_under_upstream():
+    m = Machine("upstream", aarch32=[0])
+    m.guest_write("OSLAR_EL1", 1)
+    assert m.guest_read("OSLSR_EL1") == 0xA
+    esrs = [int(e.detail.split("ESR_EL2=")[1], 16) for e in m.trace if e.function == "__guest_exit"]
+    assert esrs and all(value >> 26 == 0x05 for value in esrs)  # trapped MCR/MRC p14
+
+
+# -- stepping ----------------------------------------------------------------------------------
+
+
+def test_step_advances_one_kernel_function_at_a_time_and_names_it(variant, vhe):
+    m = Machine(variant, vhe=vhe)
+    seen = []
+    while True:
+        ev = m.step()
+        seen.append(ev.function)
+        if m.where() == "guest" and not m.in_progress:
+            break
+        assert len(seen) < 50
+    assert seen[0] == "kvm_arch_vcpu_load"
+    assert "__guest_enter" in seen
+    assert all(ev.function and ev.phase for ev in m.trace)
+    if vhe:
+        assert "sysreg_restore_guest_state_vhe" in seen
+    else:
+        assert "__sysreg_restore_state_nvhe" in seen
+
+
+def test_the_same_calls_give_the_same_trace(variant, vhe):
+    def run():
+        m = Machine(variant, vhe=vhe)
+        m.guest_write("OSLAR_EL1", 1)
+        m.guest_read("OSLSR_EL1")
+        m.vcpu_put()
+        m.guest_write("OSLAR_EL1", 0)
+        return m.trace.to_dataframe()
+
+    assert run().equals(run())
