@@ -121,7 +121,8 @@ def bench_lab_click(repeat: int) -> float | None:
 
 def bench_import() -> float:
     out = subprocess.run(
-        [sys.executable, "-c", f"import sys; sys.path.insert(0, {sys.path[0]!r}); " "import time; t=time.perf_counter(); import kvmdbg; "
+        [sys.executable, "-c",
+         f"import sys; sys.path.insert(0, {sys.path[0]!r}); " "import time; t=time.perf_counter(); import kvmdbg; "
          "import sys; assert 'matplotlib' not in sys.modules and 'ipywidgets' not in sys.modules; "
          "print(time.perf_counter()-t)"],
         capture_output=True, text=True, check=True,

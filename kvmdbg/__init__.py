@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from kvmdbg.arch.a64 import Program, assemble
+    from kvmdbg.arch.a64 import assemble
     from kvmdbg.teach.compare import compare, selftest_table
 
 

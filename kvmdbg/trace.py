@@ -78,7 +78,7 @@ class Snapshot:
             a, b = self.values.get(key), other.values.get(key)
             if a != b:
                 out.append(Change(key[0], key[1], None if key[2] < 0 else key[2], a, b))
-        for i, (a, b) in enumerate(zip(self.where, other.where)):
+        for i, (a, b) in enumerate(zip(self.where, other.where, strict=False)):
             if a != b:
                 out.append(Change("where", "vcpu", i, None, None))
         return out

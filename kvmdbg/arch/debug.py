@@ -85,7 +85,8 @@ def debug_exception(
     if oslsr & _OSLK:
         return Verdict(False, target, "blocked: the OS Lock is set (OSLSR_EL1.OSLK=1)")
     if double_lock_in_effect(osdlr, dbgprcr, halted):
-        return Verdict(False, target, "blocked: the OS Double Lock is in effect (OSDLR_EL1.DLK=1, DBGPRCR_EL1.CORENPDRQ=0)")
+        return Verdict(False, target,
+                       "blocked: the OS Double Lock is in effect (OSDLR_EL1.DLK=1, DBGPRCR_EL1.CORENPDRQ=0)")
     if halted:
         return Verdict(False, target, "blocked: the PE is halted")
     if target == current_el:

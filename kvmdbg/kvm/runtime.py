@@ -414,7 +414,7 @@ class Kvm:
         from kvmdbg.arch.registers import REGISTERS
 
         ids = []
-        for enc, d in self.defn.sys_regs.items():
+        for _enc, d in self.defn.sys_regs.items():
             if not d.listed:
                 continue
             if d.debug_kind is not None and d.debug_index >= 16:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from kvmdbg.kvm.definition import El1Hook, Patch
 from kvmdbg.kvm.sys_regs import Cp14Desc, Params, SysRegDesc, read_zero, vcpu_read_sys_reg, vcpu_write_sys_reg
-
 from kvmdbg.patches.p1 import trap_oslsr_el1_p1
 
 
