@@ -433,6 +433,23 @@ class Machine:
                           f"guest_debug={'|'.join(sorted(flags)) or '0'}; "
                           f"{len(bps)} hardware breakpoint(s), {len(wps)} watchpoint(s)", i))
 
+    def save_vcpu(self, vcpu: int = 0) -> dict[int, int]:
+        """Save a vCPU as a VMM does before migration: every listed register, by userspace id."""
+        i = self._vcpu(vcpu)
+        return {rid: self.get_one_reg(rid, i) for rid in self.get_reg_list(i)}
+
+    def restore_vcpu(self, state: dict[int, int], vcpu: int = 0) -> list[tuple[str, int, int, str]]:
+        """Restore a saved vCPU with KVM_SET_ONE_REG; returns (register, value, errno, message) per refusal."""
+        i = self._vcpu(vcpu)
+        refused = []
+        for rid, value in state.items():
+            name = lookup(rid).name
+            try:
+                self.set_one_reg(rid, value, i)
+            except OSError as e:
+                refused.append((name, value, e.errno or 0, str(e.strerror)))
+        return refused
+
     # -- guest programs ------------------------------------------------------------------
 
     def run(self, program: Program, vcpu: int = 0, max_steps: int = 100000) -> RunResult:

@@ -396,3 +396,15 @@ def test_the_same_calls_give_the_same_trace(variant, vhe):
         return m.trace.to_dataframe()
 
     assert run().equals(run())
+
+
+def test_migrating_a_vcpu_into_p3_reports_the_refused_id_register():
+    for source in ("baseline", "p1", "p2"):
+        saved = Machine(source).save_vcpu()
+        refused = Machine("p3").restore_vcpu(saved)
+        assert [(name, err) for name, _, err, _ in refused] == [("ID_AA64DFR0_EL1", errno.EINVAL)]
+
+
+def test_migrating_between_kernels_with_the_same_id_register_succeeds():
+    assert Machine("p1").restore_vcpu(Machine("baseline").save_vcpu()) == []
+    assert Machine("upstream").restore_vcpu(Machine("p1").save_vcpu()) == []
