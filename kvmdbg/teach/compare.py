@@ -1,0 +1,119 @@
+"""Side-by-side comparisons of the variants: ``compare`` and the selftest table.
+
+``compare(scenario, variants, vhe=...)`` runs one scenario on a fresh
+:class:`~kvmdbg.Machine` per variant and lines up the final snapshots (plus the
+scenario's own observations, location ``"scenario"``). ``selftest_table()``
+runs the re-expressed kernel selftest (``selftest-oslock``) under every variant
+in both host modes; ``selftest_explanations()`` says why each failure happens.
+pandas is imported only when these functions run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from kvmdbg.errors import ScenarioError
+from kvmdbg.patches import VARIANTS, variant_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["compare", "selftest_table", "selftest_explanations"]
+
+
+def _resolve(scenario: str | Callable[[Any], Any]) -> Callable[[Any], Any]:
+    if isinstance(scenario, str):
+        from kvmdbg.teach import scenarios
+
+        return scenarios.get(scenario)
+    if callable(scenario):
+        return scenario
+    raise ScenarioError(f"a scenario is a built-in name or a callable taking a Machine, not {scenario!r}")
+
+
+def compare(scenario: str | Callable[[Any], Any], variants: Iterable[Any] = VARIANTS, *,
+            vhe: bool = False) -> pd.DataFrame:
+    """One row per (location, register), one column per variant, from each final ``snapshot()``."""
+    import pandas as pd
+
+    from kvmdbg.machine import Machine
+
+    func = _resolve(scenario)
+    variants = list(variants)
+    columns: dict[str, dict[tuple[str, str], Any]] = {}
+    for variant in variants:
+        machine = Machine(variant, vhe=vhe, trace=False)
+        observed = func(machine)
+        col: dict[tuple[str, str], Any] = {}
+        for (location, register, vcpu), value in machine.snapshot().values.items():
+            name = register if vcpu <= 0 else f"{register}[vcpu{vcpu}]"
+            col[(location, name)] = value
+        if isinstance(observed, dict):
+            for key, value in observed.items():
+                col[("scenario", str(key))] = value if not isinstance(value, dict) else repr(value)
+        columns[variant_name(variant)] = col
+    keys: list[tuple[str, str]] = []
+    for col in columns.values():
+        keys += [k for k in col if k not in keys]
+    index = pd.MultiIndex.from_tuples(keys, names=["location", "register"])
+    data = {name: [col.get(k) for k in keys] for name, col in columns.items()}
+    return pd.DataFrame(data, index=index, dtype=object)
+
+
+def selftest_table(variants: Iterable[str] = VARIANTS) -> pd.DataFrame:
+    """Rows: selftest stages; columns (host mode, variant); values "pass"/"fail"."""
+    import pandas as pd
+
+    from kvmdbg.machine import Machine
+    from kvmdbg.teach.scenarios import SELFTEST_STAGES, run_selftest
+
+    variants = list(variants)
+    data: dict[tuple[str, str], list[str]] = {}
+    for mode, vhe in (("nVHE", False), ("VHE", True)):
+        for variant in variants:
+            out = run_selftest(Machine(variant, vhe=vhe, trace=False))
+            data[(mode, variant)] = ["pass" if out[s][0] else "fail" for s, _ in SELFTEST_STAGES]
+    frame = pd.DataFrame(data, index=pd.Index([s for s, _ in SELFTEST_STAGES], name="stage"))
+    frame.columns = pd.MultiIndex.from_tuples(list(data), names=["host mode", "variant"])
+    return frame
+
+
+_WHY = {
+    ("baseline", "lock"): (
+        "enable_os_lock's GUEST_ASSERT(OSLSR_EL1 & 2) fails: in 5.15 KVM handles OSLAR_EL1 with "
+        "trap_raz_wi (the write is dropped) and trap_oslsr_el1 returns the constant 0x8, so the guest "
+        "can never see OSLK set (the real test would abort here with UCALL_ABORT)."),
+    ("p1", "lock"): (
+        "enable_os_lock's assertion fails as in baseline: patch 1 only stores OSLSR_EL1 (reset 0x8) "
+        "in the vCPU context; OSLAR_EL1 is still trap_raz_wi, so the stored OSLK never becomes 1."),
+    ("p2", "unlock"): (
+        "the vCPU can never unlock: patch 2 resets OSLSR_EL1 to 0xA and writes the context's OSLK to "
+        "the hardware OSLAR_EL1 on every entry (nVHE) or vcpu_load (VHE), while reset_debug_state's "
+        "OSLAR_EL1=0 is lost because trap_oslar_el1 as posted passes value and register index to "
+        "vcpu_write_sys_reg() in the wrong order. With the physical OS Lock set, the PE generates no "
+        "breakpoint, watchpoint or step exception (BRK is unaffected)."),
+}
+
+
+def selftest_explanations(table: pd.DataFrame | None = None) -> dict[tuple[str, str, str], str]:
+    """One sentence per failing (host mode, variant, stage) of :func:`selftest_table`."""
+    if table is None:
+        table = selftest_table()
+    out: dict[tuple[str, str, str], str] = {}
+    for (mode, variant) in table.columns:
+        for stage, verdict in table[(mode, variant)].items():
+            if verdict != "fail":
+                continue
+            number = int(str(stage).split()[0])
+            base = "p2" if variant in ("p2", "p3") else variant
+            if number >= 7 and base in ("baseline", "p1"):
+                text = _WHY[(base, "lock")]
+            elif base == "p2":
+                text = _WHY[("p2", "unlock")]
+                if variant == "p3":
+                    text += " (p3 adds only the ID register change.)"
+            else:
+                text = "unexpected failure: not explained by the sources; please report it."
+            out[(mode, variant, str(stage))] = text
+    return out
