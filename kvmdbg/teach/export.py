@@ -39,9 +39,9 @@ def _fmt(path: Path, fmt: str | None) -> str:
         if f not in FORMATS:
             raise ValueError(f"unknown trace format {fmt!r}; choose one of {', '.join(FORMATS)}")
         return f
-    f = _SUFFIXES.get(path.suffix.lower())
-    if f is not None:
-        return f
+    by_suffix = _SUFFIXES.get(path.suffix.lower())
+    if by_suffix is not None:
+        return by_suffix
     try:
         head = path.read_bytes()[:16]
     except OSError as e:
@@ -78,7 +78,7 @@ def _plain(v: Any) -> Any:
 
 def _rows(df: pd.DataFrame) -> list[list[Any]]:
     cols = [df[c].tolist() for c in COLUMNS]
-    return [[_plain(v) for v in row] for row in zip(*cols)]
+    return [[_plain(v) for v in row] for row in zip(*cols, strict=False)]
 
 
 def write_trace(df: pd.DataFrame, path: str | os.PathLike[str], fmt: str | None = None) -> Path:
@@ -211,7 +211,8 @@ def _read_parquet(p: Path) -> pd.DataFrame:
         raise _bad(p, "parquet", f"{type(e).__name__}: {e}") from None
     if list(df.columns) != list(COLUMNS):
         raise _bad(p, "parquet", f"the columns should be {list(COLUMNS)}, not {list(df.columns)}")
-    if str(df["vcpu"].dtype) != "Int64" or str(df["value"].dtype) != "UInt64" or str(df["step"].dtype) != "int64":
+    dtypes = (str(df["step"].dtype), str(df["vcpu"].dtype), str(df["value"].dtype))
+    if dtypes != ("int64", "Int64", "UInt64"):
         raise _bad(p, "parquet", "step, vcpu and value must be int64, Int64 and UInt64")
     cols = {c: [_plain(v) for v in df[c].tolist()] for c in COLUMNS}
     return _build(cols)

@@ -97,12 +97,11 @@ def _draw_register(ax: Axes, r: SysReg, value: int | None, previous: int | None,
         n = msb - lsb + 1
         widths.append(min(max(n * 0.6, 1.6), 3.0) if name else min(max(n * 0.3, 0.9), 1.6))
     total = sum(widths)
-    x = total
+    x = 0.0
     ax.set_xlim(-0.1, total + 0.1)
     ax.set_ylim(-0.9, 1.9)
     ax.axis("off")
-    for (msb, lsb, name, label), w in zip(segs, widths):
-        x -= w
+    for (msb, lsb, name, label), w in zip(segs, widths, strict=False):
         changed = False
         if name and value is not None and previous is not None:
             changed = r.get(value, name) != r.get(previous, name)
@@ -111,13 +110,15 @@ def _draw_register(ax: Axes, r: SysReg, value: int | None, previous: int | None,
                                linewidth=2.4 if changed else 1.0, hatch="//" if name is None else None))
         bits = f"{msb}" if msb == lsb else f"{msb}:{lsb}"
         ax.text(x + w / 2, 1.08, bits, ha="center", va="bottom", fontsize=FONT, color=INK)
-        ax.text(x + w / 2, 0.68, label, ha="center", va="center", fontsize=FONT, color=INK,
-                fontweight="bold" if name else "normal", clip_on=True)
+        ax.text(x + w / 2, 0.68 if name else 0.5, label, ha="center", va="center", fontsize=FONT, color=INK,
+                fontweight="bold" if name else "normal",
+                bbox=None if name else {"facecolor": RESERVED, "edgecolor": "none", "pad": 1})
         if name and value is not None:
             v = _seg_value(r, value, msb, lsb)
             txt = str(v) if msb == lsb else f"{v:#x}"
             ax.text(x + w / 2, 0.28, txt, ha="center", va="center", fontsize=FONT + 1, color=INK,
                     family="monospace")
+        x += w
     ax.text(0, -0.45, title, ha="left", va="center", fontsize=FONT + 1, color=INK)
     if top < 64 and r.el <= 2:
         ax.text(total, -0.45, f"bits 63:{top} not shown (RES0 / not modelled)", ha="right", va="center",
@@ -135,7 +136,7 @@ def _title(r: SysReg, value: int | None, previous: int | None, prefix: str = "")
 
 def bitfield(reg: str | SysReg, value: int | None, *, previous: int | None = None,
              ax: Axes | None = None) -> Figure:
-    """An Arm ARM style diagram of ``reg`` holding ``value``; fields that differ from ``previous`` highlighted."""
+    """An Arm ARM style diagram of ``reg`` = ``value``; fields that differ from ``previous`` highlighted."""
     r = _reg(reg)
     if ax is None:
         _, segs = _segments(r)
@@ -208,7 +209,8 @@ def timeline_data(source: Any, register: str = "OSLSR_EL1", vcpu: int = 0,
                 lanes[loc].append(vals[loc])
         return steps, funcs, lanes
     df = source
-    if not hasattr(df, "columns") or not {"step", "function", "location", "register", "value"} <= set(df.columns):
+    needed = {"step", "function", "location", "register", "value"}
+    if not hasattr(df, "columns") or not needed <= set(df.columns):
         raise TypeError("timeline() takes a Machine, a Trace or a DataFrame from trace.to_dataframe()")
     sub = df[df["register"] == reg]
     if "vcpu" in sub.columns:
@@ -219,7 +221,7 @@ def timeline_data(source: Any, register: str = "OSLSR_EL1", vcpu: int = 0,
         order = order[-last:] if last > 0 else []
     first_fn = df.drop_duplicates("step").set_index("step")["function"]
     table: dict[tuple[int, str], int | None] = {}
-    for s, loc, v in zip(sub["step"], sub["location"], sub["value"]):
+    for s, loc, v in zip(sub["step"], sub["location"], sub["value"], strict=False):
         table[(int(s), loc)] = _cell(v)
     for s in order:
         steps.append(s)
@@ -239,8 +241,8 @@ def timeline(trace_or_df: Any, register: str = "OSLSR_EL1", field: str | None = 
     steps, funcs, lanes = timeline_data(trace_or_df, r.name, vcpu, last)
     maxv = (1 << f.width) - 1 if f else None
     if ax is None:
-        fig = _figure(max(6.0, min(16.0, 0.24 * len(steps) + 3)), 4.6, dpi)
-        ax = fig.add_axes((0.13, 0.42, 0.85, 0.48))
+        fig = _figure(max(6.0, min(16.0, 0.24 * len(steps) + 3)), 6.0, dpi)
+        ax = fig.add_axes((0.13, 0.5, 0.85, 0.43))
     else:
         fig = ax.figure  # type: ignore[assignment]
     _style(ax)
@@ -260,7 +262,7 @@ def timeline(trace_or_df: Any, register: str = "OSLSR_EL1", field: str | None = 
         if xs:
             ax.step(xs + [xs[-1] + 1], ys + ys[-1:], where="post", color=colour, linewidth=2.4)
         prev: object = object()
-        for x, v in zip(xs, fv):
+        for x, v in zip(xs, fv, strict=False):
             if v is None and prev is not None and xs:
                 ax.text(x + 0.5, lane * 1.5 + 0.35, "—", ha="center", fontsize=FONT, color="#888888")
             elif v is not None and v != prev:
@@ -272,18 +274,24 @@ def timeline(trace_or_df: Any, register: str = "OSLSR_EL1", field: str | None = 
     ax.set_ylim(-0.3, len(LOCATIONS) * 1.5)
     ax.set_xlim(-0.2, max(len(xs), 1) + 0.2)
     ax.set_xticks([x + 0.5 for x in xs])
-    ax.set_xticklabels([f"{s} {fn}" for s, fn in zip(steps, funcs)], rotation=90, fontsize=FONT,
+    ax.set_xticklabels([f"{s} {_short(fn)}" for s, fn in zip(steps, funcs, strict=False)], rotation=90,
+                       fontsize=FONT,
                        color=INK, family="monospace")
     ax.set_title(f"{what} over the world switch (vCPU {vcpu}); a gap = no copy kept", fontsize=FONT + 1,
                  color=INK)
     return fig  # type: ignore[return-value]
 
 
+def _short(fn: str, n: int = 26) -> str:
+    fn = fn.strip("_")
+    return fn if len(fn) <= n else fn[: n - 1] + "…"
+
+
 # -- matrices --------------------------------------------------------------------------
 
 
 def matrix(compare_df: pd.DataFrame, *, reference: str | None = None) -> Figure:
-    """One cell per (row, variant): colour by value within the row, framed where it differs from the reference."""
+    """One cell per (row, variant), coloured by value in its row; framed where it differs from reference."""
     df = compare_df
     cols = [str(c) for c in df.columns]
     if not cols:
@@ -308,7 +316,8 @@ def matrix(compare_df: pd.DataFrame, *, reference: str | None = None) -> Figure:
             colour = MISSING if v is None else PALETTE[distinct.index(v) % len(PALETTE)]
             ax.add_patch(Rectangle((j + 0.03, i + 0.06), 0.94, 0.88, facecolor=colour, edgecolor=INK,
                                    linewidth=2.6 if differs else 0.6))
-            text = "—" if v is None else (f"{v:#x}" if isinstance(v, int) and not isinstance(v, bool) else str(v))
+            is_int = isinstance(v, int) and not isinstance(v, bool)
+            text = "—" if v is None else (f"{v:#x}" if is_int else str(v))
             ax.text(j + 0.5, i + 0.5, text + (" ≠" if differs else ""), ha="center", va="center",
                     fontsize=FONT, color=INK, family="monospace", fontweight="bold" if differs else "normal")
         ax.text(-0.08, i + 0.5, rows[i], ha="right", va="center", fontsize=FONT, color=INK)
@@ -351,7 +360,7 @@ def _outcome(v: Any) -> bool | None:
 
 
 def selftest_grid(df: pd.DataFrame) -> Figure:
-    """Pass/fail grid: rows are checks, columns variants (or a long frame with variant/check/passed columns)."""
+    """Pass/fail grid: rows are checks, columns variants (or a long variant/check/passed frame)."""
     cols_lower = {str(c).lower(): c for c in df.columns}
     if "variant" in cols_lower and any(k in cols_lower for k in ("passed", "pass", "ok")):
         vcol = cols_lower["variant"]
@@ -361,9 +370,11 @@ def selftest_grid(df: pd.DataFrame) -> Figure:
             raise ValueError("selftest_grid(): a long frame needs a 'check' column")
         df = df.pivot_table(index=ccol, columns=vcol, values=pcol, aggfunc="first", sort=False)
     rows = [" ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in df.index]
-    cols = [str(c) for c in df.columns]
-    fig = _figure(max(6.0, 1.4 * len(cols) + 4), max(2.0, 0.45 * len(rows) + 1.2))
-    ax = fig.add_axes((0.38, 0.04, 0.6, 0.84))
+    cols = ["\n".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in df.columns]
+    label_in = 0.1 * max((len(r) for r in rows), default=4) + 0.3
+    width = max(6.0, 1.15 * len(cols) + label_in + 0.3)
+    fig = _figure(width, max(2.0, 0.45 * len(rows) + 1.5))
+    ax = fig.add_axes((label_in / width, 0.04, 1 - label_in / width - 0.02, 0.78))
     ax.set_xlim(0, max(len(cols), 1))
     ax.set_ylim(max(len(rows), 1), 0)
     ax.axis("off")
@@ -390,8 +401,62 @@ def to_png(fig: Figure, dpi: int | None = None) -> bytes:
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi or fig.dpi, facecolor=fig.get_facecolor())
+    fig.savefig(buf, format="png", dpi=dpi or fig.dpi, facecolor=fig.get_facecolor(),
+                pil_kwargs={"compress_level": 1})
     return buf.getvalue()
 
 
 __all__ += ["to_png"]
+
+
+class TimelineView:
+    """A reusable timeline figure for widgets: artists made once, only their data updated per redraw.
+
+    ``update(source)`` redraws the last ``steps`` events and returns PNG bytes. To stay fast
+    (one redraw well under 100 ms) the x axis carries step numbers only; a widget lists the
+    kernel functions of those steps next to the chart.
+    """
+
+    def __init__(self, register: str = "OSLSR_EL1", field: str | None = "OSLK", vcpu: int = 0, *,
+                 steps: int = 40, dpi: int = 72) -> None:
+        self.register = lookup(register)
+        self.field = self.register.field(field) if field else None
+        self.vcpu = vcpu
+        self.steps = steps
+        self.dpi = dpi
+        self.figure = _figure(8.0, 3.0, dpi)
+        ax = self.ax = self.figure.add_axes((0.15, 0.16, 0.83, 0.72))
+        _style(ax)
+        self.lines = {}
+        for lane, loc in enumerate(LOCATIONS):
+            ax.axhline(lane * 1.5, color="#bbbbbb", linewidth=0.8, zorder=0)
+            (self.lines[loc],) = ax.plot([], [], drawstyle="steps-post", color=LANE_COLOURS[loc],
+                                         linewidth=2.4)
+        ax.set_yticks([i * 1.5 + 0.45 for i in range(len(LOCATIONS))])
+        ax.set_yticklabels(list(LOCATIONS), fontsize=FONT, color=INK)
+        ax.set_ylim(-0.3, len(LOCATIONS) * 1.5)
+        ax.set_xlim(0, steps)
+        self.ticks = list(range(0, steps, 5))
+        ax.set_xticks([x + 0.5 for x in self.ticks])
+        what = f"{self.register.name}.{self.field.name}" if self.field else self.register.name
+        self.title = ax.set_title(f"{what}, last {steps} steps (vCPU {vcpu}); gap = no copy kept",
+                                  fontsize=FONT, color=INK)
+
+    def update(self, source: Any) -> bytes:
+        import math
+
+        steps, funcs, lanes = timeline_data(source, self.register.name, self.vcpu, self.steps)
+        self.last_steps, self.last_functions = steps, funcs
+        f = self.field
+        top = ((1 << f.width) - 1) if f else None
+        xs = list(range(len(steps)))
+        for lane, loc in enumerate(LOCATIONS):
+            vals = [None if v is None else (f.extract(v) if f else v) for v in lanes[loc]]
+            t = top or max([v for v in vals if v is not None] or [1]) or 1
+            ys = [math.nan if v is None else lane * 1.5 + 0.9 * v / t for v in vals]
+            if xs:
+                self.lines[loc].set_data(xs + [len(xs)], ys + ys[-1:])
+            else:
+                self.lines[loc].set_data([], [])
+        self.ax.set_xticklabels([str(steps[x]) if x < len(steps) else "" for x in self.ticks], fontsize=FONT)
+        return to_png(self.figure, self.dpi)
