@@ -134,3 +134,13 @@ def test_compare_frame() -> None:
     assert list(df2.columns) == ["baseline", "upstream"]
     with pytest.raises(ScenarioError):
         kvmdbg.compare("nope")
+
+
+def test_the_readme_shows_the_selftest_table_the_code_produces():
+    from pathlib import Path
+
+    from kvmdbg.teach.compare import selftest_markdown
+
+    readme = Path(__file__).resolve().parent.parent.joinpath("README.md").read_text()
+    shown = readme.split("<!-- selftest-table:begin -->\n")[1].split("\n<!-- selftest-table:end -->")[0]
+    assert shown == selftest_markdown()

@@ -117,3 +117,16 @@ def selftest_explanations(table: pd.DataFrame | None = None) -> dict[tuple[str, 
                 text = "unexpected failure: not explained by the sources; please report it."
             out[(mode, variant, str(stage))] = text
     return out
+
+
+def selftest_markdown() -> str:
+    """The selftest results as a Markdown table (nVHE and VHE agree in every cell, checked here)."""
+    table = selftest_table()
+    nvhe, vhe = table["nVHE"], table["VHE"]
+    same = nvhe.equals(vhe)
+    lines = ["| stage | " + " | ".join(nvhe.columns) + " |", "|---" * (len(nvhe.columns) + 1) + "|"]
+    for stage, row in nvhe.iterrows():
+        cells = [v if same or v == vhe.loc[stage, c] else f"{v} (VHE: {vhe.loc[stage, c]})"
+                 for c, v in row.items()]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
