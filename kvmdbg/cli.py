@@ -506,6 +506,8 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def _add_machine_options(p: argparse.ArgumentParser, *, variant: bool = True) -> None:
+    """The options of every command that runs a scenario: its name, the variant, the host mode."""
+    p.add_argument("scenario", help="a scenario name (see 'kvmdbg scenarios')")
     if variant:
         p.add_argument(
             "--variant",
@@ -572,7 +574,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a scenario under one variant and print its trace",
         description="Run one built-in scenario on a fresh Machine and print its trace as a table.",
     )
-    p.add_argument("scenario", help="a scenario name (see 'kvmdbg scenarios')")
     _add_machine_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -584,7 +585,6 @@ def build_parser() -> argparse.ArgumentParser:
             "(location, register) and one column per variant."
         ),
     )
-    p.add_argument("scenario", help="a scenario name (see 'kvmdbg scenarios')")
     p.add_argument(
         "--variants",
         default=None,
@@ -606,7 +606,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a scenario and write its trace to a CSV, Parquet or JSON file",
         description="Run one built-in scenario under one variant and write its trace to a file.",
     )
-    p.add_argument("scenario", help="a scenario name (see 'kvmdbg scenarios')")
     _add_machine_options(p)
     p.add_argument(
         "--format",

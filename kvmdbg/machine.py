@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from kvmdbg.arch.esr import EC, esr, esr_cp14, esr_sysreg
 from kvmdbg.arch.registers import CP14_REGISTERS, REGISTERS, Access, SysReg, check_value, lookup
-from kvmdbg.cpu.pe import PhysicalCPU
+from kvmdbg.cpu.pe import PhysicalCPU, trap_control
 from kvmdbg.errors import GuestFault, KvmdbgError, RegisterValueError, VcpuIndexError
 from kvmdbg.kvm.definition import FUNCTION_FILES
-from kvmdbg.kvm.runtime import Kvm, Step, TrapOutcome
+from kvmdbg.kvm.runtime import HCR_GUEST, Kvm, Step, TrapOutcome
 from kvmdbg.patches import resolve, variant_name
 from kvmdbg.trace import Event, Snapshot, Trace, WatchKey
 
@@ -80,7 +80,7 @@ class Machine:
         self._pending: Iterator[Step] | None = None
         self._pending_name = ""
         self._pending_vcpu = 0
-        self._drive(self.kvm.boot())
+        self.drive(self.kvm.boot())
 
     def __repr__(self) -> str:
         mode = "VHE" if self.vhe else "nVHE"
@@ -109,11 +109,11 @@ class Machine:
         keep = set(self.defn.common_state)
         if not self.vhe:
             keep |= set(self.defn.el1_state)
-            if self.defn.el1_hooks:
-                keep.add("OSLSR_EL1")
+            keep |= {h.register for h in self.defn.el1_hooks}
         return keep
 
-    def _record(self, s: Step) -> Event:
+    def record(self, s: Step) -> Event:
+        """Record one step as an Event (for extensions such as the guest executor)."""
         self._step += 1
         changes: tuple[tuple[WatchKey, int | None], ...] = ()
         if self.trace.enabled:
@@ -126,19 +126,21 @@ class Machine:
         self.trace.append(ev)
         return ev
 
-    def _drive(self, ops: Iterable[Step]) -> list[Event]:
+    def drive(self, ops: Iterable[Step]) -> list[Event]:
+        """Run a kernel operation (a generator of Steps from ``self.kvm``) to the end, recording each."""
         self._finish_pending()
-        return [self._record(s) for s in ops]
+        return [self.record(s) for s in ops]
 
     def _finish_pending(self) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             for s in pending:
-                self._record(s)
+                self.record(s)
 
     # -- validation -------------------------------------------------------------------
 
-    def _vcpu(self, vcpu: int) -> int:
+    def vcpu_index(self, vcpu: int) -> int:
+        """``vcpu`` checked against this VM: the index, or a VcpuIndexError naming the valid range."""
         try:
             i = operator.index(vcpu)
         except TypeError:
@@ -161,7 +163,7 @@ class Machine:
 
     def vcpu_reg(self, reg: str | int, vcpu: int = 0) -> int | None:
         r = lookup(reg)
-        v = self.kvm.vcpus[self._vcpu(vcpu)]
+        v = self.kvm.vcpus[self.vcpu_index(vcpu)]
         for kind in ("BVR", "BCR", "WVR", "WCR"):
             if r.name.startswith(f"DBG{kind}"):
                 return v.debug.array(kind)[int(r.name[6:].split("_")[0])]
@@ -176,10 +178,10 @@ class Machine:
         return self.kvm.host_ctxt.sys_regs.get(r.name)
 
     def where(self, vcpu: int = 0) -> str:
-        return "guest" if self.kvm.vcpus[self._vcpu(vcpu)].running else "host"
+        return "guest" if self.kvm.vcpus[self.vcpu_index(vcpu)].running else "host"
 
     def loaded(self, vcpu: int = 0) -> bool:
-        return self.kvm.vcpus[self._vcpu(vcpu)].loaded
+        return self.kvm.vcpus[self.vcpu_index(vcpu)].loaded
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
@@ -191,7 +193,7 @@ class Machine:
 
     def guest_view(self, reg: str | int, vcpu: int = 0) -> int | None:
         """What the guest would read from ``reg`` now, or None if the read would UNDEF. No side effects."""
-        return self._guest_view(self._vcpu(vcpu), lookup(reg))
+        return self._guest_view(self.vcpu_index(vcpu), lookup(reg))
 
     def _guest_view(self, index: int, r: SysReg) -> int | None:
         kvm = self.kvm
@@ -200,7 +202,8 @@ class Machine:
             return None
         # Would the read trap? With the vCPU running, the PE's MDCR_EL2 says; otherwise the
         # value KVM will program at the next entry (vcpu->arch.mdcr_el2).
-        trapped = self.pe.traps_to_el2(r.name) if v.running else _traps(r.name, v.mdcr_el2)
+        trapped = (self.pe.traps_to_el2(r.name) if v.running
+                   else trap_control(r.name, v.mdcr_el2, HCR_GUEST))
         if trapped:
             desc = self.defn.desc(r)
             if desc is None:
@@ -217,30 +220,30 @@ class Machine:
     # -- world switch -----------------------------------------------------------------
 
     def vcpu_load(self, vcpu: int = 0) -> list[Event]:
-        return self._drive(self.kvm.vcpu_load(self._vcpu(vcpu)))
+        return self.drive(self.kvm.vcpu_load(self.vcpu_index(vcpu)))
 
     def vcpu_put(self, vcpu: int = 0) -> list[Event]:
-        return self._drive(self.kvm.vcpu_put(self._vcpu(vcpu)))
+        return self.drive(self.kvm.vcpu_put(self.vcpu_index(vcpu)))
 
     def enter_guest(self, vcpu: int = 0) -> list[Event]:
-        return self._drive(self.kvm.enter(self._vcpu(vcpu)))
+        return self.drive(self.kvm.enter(self.vcpu_index(vcpu)))
 
     def exit_guest(self, vcpu: int = 0) -> list[Event]:
         """The guest is interrupted: KVM exits to the host and stays in its run loop (still loaded)."""
-        i = self._vcpu(vcpu)
-        return self._drive(self.kvm.exit(i, esr(EC.UNKNOWN, 0, il=False),
+        i = self.vcpu_index(vcpu)
+        return self.drive(self.kvm.exit(i, esr(EC.UNKNOWN, 0, il=False),
                                          "host interrupt: the guest exits to the host"))
 
     def next_switch(self, vcpu: int = 0) -> str:
         """The world switch ``step()`` would start next: vcpu_load, enter_guest or exit_guest."""
         if self._pending is not None:
             return self._pending_name
-        v = self.kvm.vcpus[self._vcpu(vcpu)]
+        v = self.kvm.vcpus[self.vcpu_index(vcpu)]
         return "exit_guest" if v.running else ("enter_guest" if v.loaded else "vcpu_load")
 
     def begin(self, switch: str, vcpu: int = 0) -> None:
         """Start a world switch to be advanced with ``step()``."""
-        i = self._vcpu(vcpu)
+        i = self.vcpu_index(vcpu)
         ops = {
             "vcpu_load": lambda: self.kvm.vcpu_load(i),
             "vcpu_put": lambda: self.kvm.vcpu_put(i),
@@ -266,7 +269,7 @@ class Machine:
             return self.step(vcpu)
         if s.vcpu == self._pending_vcpu and s.function in self._terminal():
             self._pending = None  # the switch is complete (nothing runs after its last function)
-        return self._record(s)
+        return self.record(s)
 
     def _terminal(self) -> frozenset[str]:
         """The last kernel function of the world switch in progress."""
@@ -281,7 +284,7 @@ class Machine:
         """Step until the vCPU is in the guest (``where="guest"``) or back in the host (``"host"``)."""
         if where not in ("guest", "host"):
             raise ValueError(f"run_to() takes 'guest' or 'host', not {where!r}")
-        i = self._vcpu(vcpu)
+        i = self.vcpu_index(vcpu)
         events: list[Event] = []
         while True:
             ev = self.step(i)
@@ -309,7 +312,7 @@ class Machine:
         return value
 
     def _guest_access(self, reg: str | int, value: int, *, is_read: bool, vcpu: int) -> int | None:
-        i = self._vcpu(vcpu)
+        i = self.vcpu_index(vcpu)
         r = lookup(reg)
         if not is_read:
             value = check_value(value, f"value for {r.name}")
@@ -323,7 +326,7 @@ class Machine:
             if value > 0xFFFFFFFF:
                 raise RegisterValueError(f"{value:#x} does not fit the 32-bit register of an AArch32 guest")
         if not v.running:
-            self._drive(self.kvm.enter(i))
+            self.drive(self.kvm.enter(i))
         insn = (f"MRC p14, {cp14.name}" if cp14 else f"MRS X0, {r.name}") if is_read else \
                (f"MCR p14, {cp14.name} <- {value:#x}" if cp14 else f"MSR {r.name}, X0 ({value:#x})")
         # The architecture first: an encoding with no such accessor is UNDEFINED at EL1
@@ -334,29 +337,29 @@ class Machine:
                    "architecture; the PE takes the UNDEF at the guest's EL1 without trapping to KVM"
                    if r.el != 2 and self.pe.has(r.name) else f"{insn}: not accessible at EL1 on this PE")
             self.kvm.take_guest_exception(v, esr(EC.UNKNOWN), why)
-            self._record(Step("guest exception", "guest", why, i))
+            self.record(Step("guest exception", "guest", why, i))
             raise GuestFault(esr(EC.UNKNOWN), why, pc=v.pc)
         trap = self.pe.traps_to_el2(r.name)
         if not trap:
             if is_read:
                 got = self.pe.regs[r.name]
-                self._record(Step("guest access", "guest", f"{insn}: not trapped; the PE returns {got:#x}", i))
+                self.record(Step("guest access", "guest", f"{insn}: not trapped; the PE returns {got:#x}", i))
                 return got
             self.pe.write(r.name, value)
-            self._record(Step("guest access", "guest", f"{insn}: not trapped; written to the PE", i))
+            self.record(Step("guest access", "guest", f"{insn}: not trapped; written to the PE", i))
             return None
         if cp14 is not None:
             syndrome = esr_cp14(cp14.opc1, cp14.crn, cp14.crm, cp14.opc2, _SITE_RT, is_read)
         else:
             assert r.encoding is not None
             syndrome = esr_sysreg(r.encoding, _SITE_RT, is_read)
-        self._record(Step("guest access", "guest", f"{insn}: trapped to EL2 by {trap}", i))
+        self.record(Step("guest access", "guest", f"{insn}: trapped to EL2 by {trap}", i))
         out = TrapOutcome()
-        self._drive(self.kvm.exit(i, syndrome, f"trapped {'MRC/MCR p14' if cp14 else 'MSR/MRS'}"))
-        self._drive(self.kvm.handle_trap(i, syndrome, value, out))
-        self._drive(self.kvm.enter(i))
+        self.drive(self.kvm.exit(i, syndrome, f"trapped {'MRC/MCR p14' if cp14 else 'MSR/MRS'}"))
+        self.drive(self.kvm.handle_trap(i, syndrome, value, out))
+        self.drive(self.kvm.enter(i))
         if out.undef:
-            self._record(Step("guest exception", "guest", f"{insn}: the guest takes the injected UNDEF", i))
+            self.record(Step("guest exception", "guest", f"{insn}: the guest takes the injected UNDEF", i))
             raise GuestFault(esr(EC.UNKNOWN), f"{insn}: {out.explanation}", pc=v.pc)
         return out.value
 
@@ -366,41 +369,41 @@ class Machine:
         """A userspace ioctl needs KVM_RUN to have returned: exit and put the vCPU first."""
         v = self.kvm.vcpus[i]
         if v.running:
-            self._drive(self.kvm.exit_to_userspace(i))
+            self.drive(self.kvm.exit_to_userspace(i))
         if v.loaded:
-            self._drive(self.kvm.vcpu_put(i))
+            self.drive(self.kvm.vcpu_put(i))
 
     def get_reg_list(self, vcpu: int = 0) -> list[int]:
         """KVM_GET_REG_LIST (the system registers the model knows; core/FP registers left out)."""
-        self._vcpu(vcpu)
+        self.vcpu_index(vcpu)
         return self.kvm.reg_list()
 
     def get_one_reg(self, reg: str | int, vcpu: int = 0) -> int:
-        i = self._vcpu(vcpu)
+        i = self.vcpu_index(vcpu)
         r = lookup(reg)
         desc = self.defn.desc(r)
         self._to_userspace(i)
         return self.kvm.get_one_reg(i, desc)
 
     def set_one_reg(self, reg: str | int, value: int, vcpu: int = 0) -> None:
-        i = self._vcpu(vcpu)
+        i = self.vcpu_index(vcpu)
         r = lookup(reg)
         value = check_value(value, f"value for {r.name}")
         desc = self.defn.desc(r)
         self._to_userspace(i)
         self.kvm.set_one_reg(i, desc, value)
-        self._record(Step("kvm_arm_sys_reg_set_reg", "userspace", f"KVM_SET_ONE_REG {r.name}={value:#x}", i))
+        self.record(Step("kvm_arm_sys_reg_set_reg", "userspace", f"KVM_SET_ONE_REG {r.name}={value:#x}", i))
 
     def reset_vcpu(self, vcpu: int = 0) -> None:
         """KVM_ARM_VCPU_INIT again: every register back to its reset value."""
-        i = self._vcpu(vcpu)
+        i = self.vcpu_index(vcpu)
         self._to_userspace(i)
-        self._drive(self.kvm.reset_vcpu(i))
+        self.drive(self.kvm.reset_vcpu(i))
 
     def set_guest_debug(self, hw_breakpoints: Iterable[int] = (), single_step: bool = False,
                         vcpu: int = 0, hw_watchpoints: Iterable[int] = ()) -> None:
         """KVM_SET_GUEST_DEBUG: the VMM debugs the guest with hardware breakpoints / single step."""
-        i = self._vcpu(vcpu)
+        i = self.vcpu_index(vcpu)
         bps = [check_value(a, "breakpoint address") for a in hw_breakpoints]
         wps = [check_value(a, "watchpoint address") for a in hw_watchpoints]
         if len(bps) > self.pe.profile.breakpoints or len(wps) > self.pe.profile.watchpoints:
@@ -429,18 +432,18 @@ class Machine:
         if flags:
             flags.add("ENABLE")
         v.guest_debug = frozenset(flags)
-        self._record(Step("kvm_arch_vcpu_ioctl_set_guest_debug", "userspace",
+        self.record(Step("kvm_arch_vcpu_ioctl_set_guest_debug", "userspace",
                           f"guest_debug={'|'.join(sorted(flags)) or '0'}; "
                           f"{len(bps)} hardware breakpoint(s), {len(wps)} watchpoint(s)", i))
 
     def save_vcpu(self, vcpu: int = 0) -> dict[int, int]:
         """Save a vCPU as a VMM does before migration: every listed register, by userspace id."""
-        i = self._vcpu(vcpu)
+        i = self.vcpu_index(vcpu)
         return {rid: self.get_one_reg(rid, i) for rid in self.get_reg_list(i)}
 
     def restore_vcpu(self, state: dict[int, int], vcpu: int = 0) -> list[tuple[str, int, int, str]]:
         """Restore a saved vCPU with KVM_SET_ONE_REG; returns (register, value, errno, message) per refusal."""
-        i = self._vcpu(vcpu)
+        i = self.vcpu_index(vcpu)
         refused = []
         for rid, value in state.items():
             name = lookup(rid).name
@@ -455,17 +458,5 @@ class Machine:
     def run(self, program: Program, vcpu: int = 0, max_steps: int = 100000) -> RunResult:
         from kvmdbg.run import run_program
 
-        return run_program(self, program, self._vcpu(vcpu), max_steps)
-
-
-def _traps(name: str, mdcr: int) -> bool:
-    from kvmdbg.cpu.pe import OS_LOCK_GROUP, TDA_GROUP
-
-    if name in OS_LOCK_GROUP:
-        return bool(mdcr & (1 << 10))
-    if name in TDA_GROUP:
-        return bool(mdcr & (1 << 9))
-    if name == "MDRAR_EL1":
-        return bool(mdcr & (3 << 9))
-    return name == "ID_AA64DFR0_EL1"
+        return run_program(self, program, self.vcpu_index(vcpu), max_steps)
 

@@ -221,7 +221,7 @@ def run_program(machine: Machine, program: Program, vcpu: int = 0, max_steps: in
         raise ValueError(f"max_steps={limit}: give at least 1 instruction")
     if not hasattr(program, "words") or not hasattr(program, "base"):
         raise TypeError(f"run needs a Program from kvmdbg.assemble(), not {type(program).__name__}")
-    index = machine._vcpu(vcpu)
+    index = machine.vcpu_index(vcpu)
     return _Runner(machine, program, index, limit).run()
 
 
@@ -373,7 +373,7 @@ class _Runner:
         v = self.v
         v.pc = pc
         self.kvm.take_guest_exception(v, syndrome, why, far)
-        self.m._record(Step("guest exception", "guest", why, self.index))
+        self.m.record(Step("guest exception", "guest", why, self.index))
         self.result.exceptions.append(GuestException(kind, pc, syndrome, 1, far))
 
     def _to_el2(self, kind: str, pc: int, syndrome: int, why: str, far: int | None = None) -> None:
@@ -382,10 +382,10 @@ class _Runner:
         self.result.exits.append(Exit("debug", pc, syndrome))
         self.v.pc = pc
         self._sync_out()
-        self.m._drive(self.kvm.exit(self.index, syndrome, f"{why}: routed to EL2 by MDCR_EL2.TDE"))
-        self.m._record(Step("kvm_handle_guest_debug", "handle",
+        self.m.drive(self.kvm.exit(self.index, syndrome, f"{why}: routed to EL2 by MDCR_EL2.TDE"))
+        self.m.record(Step("kvm_handle_guest_debug", "handle",
                             f"{kind} exception at {pc:#x}: KVM_EXIT_DEBUG to userspace", self.index))
-        self.m._drive(self.kvm.vcpu_put(self.index))
+        self.m.drive(self.kvm.vcpu_put(self.index))
         raise _Stop("KVM_EXIT_DEBUG")
 
     def _debug(self, kind: DebugKind, name: str, pc: int, ec_cur: int, iss: int, why: str,
@@ -412,7 +412,7 @@ class _Runner:
     def run(self) -> RunResult:
         m, v, pe = self.m, self.v, self.pe
         if not v.running:
-            m._drive(self.kvm.enter(self.index))
+            m.drive(self.kvm.enter(self.index))
         self._refresh()
         res = self.result
         code, base, count, limit = self.code, self.base, self.count, self.limit
@@ -566,16 +566,16 @@ class _Runner:
             self.result.exits.append(Exit("hvc", pc, syndrome))
             v.pc = pc + 4
             self._sync_out()
-            m._drive(self.kvm.exit(self.index, syndrome, f"hvc #{insn.imm:#x}"))
+            m.drive(self.kvm.exit(self.index, syndrome, f"hvc #{insn.imm:#x}"))
             if insn.imm == DONE_HVC:
-                m._record(Step("kvm_handle_guest_hvc", "handle", "hvc #0xffff: the kit's test-done call",
+                m.record(Step("kvm_handle_guest_hvc", "handle", "hvc #0xffff: the kit's test-done call",
                                self.index))
-                m._drive(self.kvm.enter(self.index))
+                m.drive(self.kvm.enter(self.index))
                 raise _Stop("hvc #0xffff")
-            m._record(Step("kvm_handle_guest_hvc", "handle", "unknown SMCCC function: x0 = "
+            m.record(Step("kvm_handle_guest_hvc", "handle", "unknown SMCCC function: x0 = "
                            "SMCCC_RET_NOT_SUPPORTED (-1)", self.index))
             x[0] = _SMCCC_RET_NOT_SUPPORTED
-            m._drive(self.kvm.enter(self.index))
+            m.drive(self.kvm.enter(self.index))
             self._refresh()
             return pc + 4
         what = {"udf": f"udf #{insn.imm:#x} is permanently UNDEFINED",

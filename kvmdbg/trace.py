@@ -94,9 +94,6 @@ class Trace:
     _base: dict[WatchKey, int | None] = field(default_factory=dict)
     dropped: int = 0
 
-    def __post_init__(self) -> None:
-        self._events = deque(maxlen=None)
-
     def append(self, event: Event) -> None:
         if not self.enabled:
             return

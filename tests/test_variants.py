@@ -230,9 +230,11 @@ def test_p2_unlock_lands_in_the_ttbr1_slot_on_nvhe_and_in_the_cpu_on_vhe():
     nvhe.exit_guest()
     assert nvhe.kvm.vcpus[0].ctxt.sys_regs["TTBR1_EL1"] == nvhe.defn.sysreg_index("OSLSR_EL1") == 26
     vhe = Machine("p2", vhe=True)
-    vhe.guest_write("OSLAR_EL1", 1)  # index 0xA -> ESR_EL1, on the CPU while loaded on VHE
-    # (the guest then reads the register back; the value 26 went to the PE's ESR_EL12)
-    assert vhe.kvm.vcpus[0].ctxt.sys_regs.get("ESR_EL1", 0) != 26 or vhe.vhe
+    vhe.guest_write("OSLAR_EL1", 1)  # index 0xA -> ESR_EL1, an on-CPU register while loaded on VHE
+    assert vhe.pe.regs["ESR_EL1"] == 26  # written to the PE's ESR_EL12 ...
+    assert vhe.kvm.vcpus[0].ctxt.sys_regs["ESR_EL1"] == 0  # ... not to memory
+    vhe.vcpu_put()
+    assert vhe.kvm.vcpus[0].ctxt.sys_regs["ESR_EL1"] == 26  # vcpu_put saves it into the context
 
 
 def test_p2_on_vhe_a_write_while_loaded_is_lost_after_put_and_load():

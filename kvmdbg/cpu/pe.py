@@ -19,7 +19,7 @@ from kvmdbg.arch.debug import DebugKind, Verdict, debug_exception
 from kvmdbg.arch.registers import REGISTERS, Access, check_value, lookup
 from kvmdbg.cpu.profiles import CpuProfile, get_profile
 
-__all__ = ["PhysicalCPU", "ArchitecturalError", "OS_LOCK_GROUP", "TDA_GROUP", "ID_GROUP"]
+__all__ = ["PhysicalCPU", "ArchitecturalError", "trap_control", "OS_LOCK_GROUP", "TDA_GROUP", "ID_GROUP"]
 
 OSLK = 1 << 1
 
@@ -32,6 +32,19 @@ TDA_GROUP = frozenset(
 )  # MDCR_EL2.TDA
 _TDOSA, _TDA, _TDRA = 1 << 10, 1 << 9, 1 << 11
 _TID3 = 1 << 18
+
+
+def trap_control(name: str, mdcr_el2: int, hcr_el2: int) -> str | None:
+    """The MDCR_EL2/HCR_EL2 control that traps an EL1 access of ``name`` to EL2, or None."""
+    if name in OS_LOCK_GROUP and mdcr_el2 & _TDOSA:
+        return "MDCR_EL2.TDOSA"
+    if name in TDA_GROUP and mdcr_el2 & _TDA:
+        return "MDCR_EL2.TDA"
+    if name == "MDRAR_EL1" and mdcr_el2 & (_TDRA | _TDA):
+        return "MDCR_EL2.TDRA"
+    if name in ID_GROUP and hcr_el2 & _TID3:
+        return "HCR_EL2.TID3"
+    return None
 
 
 class ArchitecturalError(RuntimeError):
@@ -113,16 +126,7 @@ class PhysicalCPU:
 
     def traps_to_el2(self, name: str) -> str | None:
         """Which control traps an EL1 access of ``name`` to EL2 now, or None."""
-        mdcr = self.regs["MDCR_EL2"]
-        if name in OS_LOCK_GROUP and mdcr & _TDOSA:
-            return "MDCR_EL2.TDOSA"
-        if name in TDA_GROUP and mdcr & _TDA:
-            return "MDCR_EL2.TDA"
-        if name == "MDRAR_EL1" and mdcr & (_TDRA | _TDA):
-            return "MDCR_EL2.TDRA"
-        if name in ID_GROUP and self.regs["HCR_EL2"] & _TID3:
-            return "HCR_EL2.TID3"
-        return None
+        return trap_control(name, self.regs["MDCR_EL2"], self.regs["HCR_EL2"])
 
     def debug_verdict(self, kind: DebugKind, el: int | None = None, pstate_d: bool | None = None) -> Verdict:
         """Would a debug exception of ``kind`` be generated on this PE now?"""

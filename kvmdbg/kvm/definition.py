@@ -38,6 +38,7 @@ class El1Hook:
     """An addition to ``__sysreg_save_el1_state`` / ``__sysreg_restore_el1_state``."""
 
     name: str
+    register: str  # the context slot it saves and restores
     save: Callable[[PhysicalCPU, CpuContext], str]
     restore: Callable[[PhysicalCPU, CpuContext], str]
 
@@ -185,8 +186,9 @@ def diff(a: KvmDefinition, b: KvmDefinition) -> list[str]:
         if da == db or da is None or db is None:
             continue
         changes = []
-        if da.handler_name != db.handler_name or da.access is not db.access:
-            changes.append(f"handler {da.handler_name} -> {db.handler_name}")
+        if da.access is not db.access:
+            changes.append(f"handler {da.handler_name} -> {db.handler_name}"
+                           if da.handler_name != db.handler_name else f"{db.handler_name} rewritten")
         if da.reg != db.reg:
             changes.append(f"context slot {da.reg} -> {db.reg}")
         if (da.reset, da.val) != (db.reset, db.val):

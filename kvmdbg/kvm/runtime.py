@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kvmdbg.arch.esr import EC, decode_cp14, decode_sysreg, esr
-from kvmdbg.arch.registers import lookup_encoding
+from kvmdbg.arch.registers import REGISTERS, Encoding, lookup_encoding
 from kvmdbg.kvm.context import CpuContext, DebugRegs, Vcpu
 from kvmdbg.kvm.debug import DEBUG_DIRTY
 from kvmdbg.kvm.sys_regs import Params, SysRegDesc
@@ -72,6 +72,12 @@ class TrapOutcome:
 
 
 Ops = Generator[Step, None, None]
+
+
+def _encoding(desc: SysRegDesc) -> Encoding:
+    enc = REGISTERS[desc.name].encoding
+    assert enc is not None
+    return enc
 
 
 class Kvm:
@@ -368,7 +374,7 @@ class Kvm:
             self.inject_undefined(vcpu, out.explanation)
             yield Step("kvm_inject_undefined", "handle", out.explanation, index)
             return
-        p = Params(params_desc and self._enc_of(params_desc), regval, not is_read)
+        p = Params(_encoding(params_desc), regval, not is_read)
         done = handler(self, vcpu, p, params_desc)
         out.handler = label
         notes = self.take_notes()
@@ -387,12 +393,6 @@ class Kvm:
             out.explanation = self.pending_undef.get(index, "the handler refused the access")
             yield Step("kvm_inject_undefined", "handle", out.explanation, index)
 
-    @staticmethod
-    def _enc_of(desc: SysRegDesc):  # type: ignore[no-untyped-def]
-        from kvmdbg.arch.registers import REGISTERS
-
-        return REGISTERS[desc.name].encoding
-
     # -- the guest's view, without side effects ---------------------------------------
 
     def peek_guest_read(self, index: int, desc: SysRegDesc) -> int | None:
@@ -400,7 +400,7 @@ class Kvm:
         if desc.access is None:
             return None
         vcpu = self.vcpus[index]
-        p = Params(self._enc_of(desc), 0, False)
+        p = Params(_encoding(desc), 0, False)
         self.dry = True
         try:
             ok = desc.access(self, vcpu, p, desc)
@@ -411,13 +411,9 @@ class Kvm:
     # -- userspace: KVM_GET_REG_LIST, KVM_GET/SET_ONE_REG ------------------------------
 
     def reg_list(self) -> list[int]:
-        from kvmdbg.arch.registers import REGISTERS
-
         ids = []
         for _enc, d in self.defn.sys_regs.items():
             if not d.listed:
-                continue
-            if d.debug_kind is not None and d.debug_index >= 16:
                 continue
             ids.append(REGISTERS[d.name].kvm_id)
         return sorted(ids)

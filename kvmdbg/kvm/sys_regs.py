@@ -96,8 +96,7 @@ class SysRegDesc:
 
     @property
     def handler_name(self) -> str:
-        return self.access.__name__.removesuffix("_515").removesuffix("_p1").removesuffix("_p2") \
-            .removesuffix("_upstream") if self.access else "(none)"
+        return self.access.__name__ if self.access else "(none)"
 
     @property
     def listed(self) -> bool:

@@ -69,7 +69,7 @@ def _restore_oslk(pe, ctxt) -> str:  # type: ignore[no-untyped-def]
     return f"patch 2: OSLAR_EL1 <- {oslk} (the context's OSLK), so the PE's OS Lock is now {oslk}"
 
 
-OSLSR_SWITCH = El1Hook("OSLSR_EL1 saved from, and OSLK written back to, the real OS Lock",
+OSLSR_SWITCH = El1Hook("OSLSR_EL1 saved from, and OSLK written back to, the real OS Lock", "OSLSR_EL1",
                        _save_oslsr, _restore_oslk)
 
 PATCH = Patch(

@@ -169,21 +169,15 @@ def bitfields(reg: str | SysReg, values: Mapping[str, int | None]) -> Figure:
 # -- timelines -------------------------------------------------------------------
 
 
+def _missing(v: Any) -> bool:
+    """None, NaN or pandas' NA: a location that keeps no copy."""
+    import pandas as pd
+
+    return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
+
+
 def _cell(v: Any) -> int | None:
-    import math
-
-    if v is None:
-        return None
-    try:
-        import pandas as pd
-
-        if v is pd.NA:
-            return None
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return int(v)
+    return None if _missing(v) else int(v)
 
 
 def timeline_data(source: Any, register: str = "OSLSR_EL1", vcpu: int = 0,
@@ -340,15 +334,8 @@ def _cell_any(v: Any) -> Any:
 
 
 def _outcome(v: Any) -> bool | None:
-    if v is None or (isinstance(v, float) and v != v):
+    if _missing(v):
         return None
-    try:
-        import pandas as pd
-
-        if v is pd.NA:
-            return None
-    except ImportError:  # pragma: no cover
-        pass
     if isinstance(v, str):
         s = v.strip().lower()
         if s in ("pass", "passed", "ok", "yes", "true", "✓"):
