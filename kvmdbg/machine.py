@@ -75,6 +75,8 @@ class Machine:
         self.pe = PhysicalCPU(cpu)
         self.kvm = Kvm(defn, self.pe, vhe=self.vhe, nr_vcpus=nr, pmu=pmu, aarch32=a32)
         self.trace = Trace(maxlen=maxlen, enabled=enabled)
+        self._handler_names = frozenset(
+            [d.handler_name for d in defn.sys_regs.values()] + [c.access.__name__ for c in defn.cp14.values()])
         self._step = 0
         self._last: dict[WatchKey, int | None] = {}
         self._pending: Iterator[Step] | None = None
@@ -121,10 +123,18 @@ class Machine:
             last = self._last
             changes = tuple((k, v) for k, v in now.items() if k not in last or last[k] != v)
             self._last = now
-        ev = Event(self._step, s.phase, s.function, FUNCTION_FILES.get(s.function, "arch/arm64/kvm/sys_regs.c"),
+        ev = Event(self._step, s.phase, s.function, self._file_of(s.function),
                    s.detail, s.vcpu, changes, self.defn.notes.get(s.function, ""))
         self.trace.append(ev)
         return ev
+
+    def _file_of(self, function: str) -> str:
+        """The kernel file of a traced function: the table above, or sys_regs.c for a table handler."""
+        if function in FUNCTION_FILES:
+            return FUNCTION_FILES[function]
+        if function in self._handler_names:
+            return "arch/arm64/kvm/sys_regs.c"
+        return "(unknown)"
 
     def drive(self, ops: Iterable[Step]) -> list[Event]:
         """Run a kernel operation (a generator of Steps from ``self.kvm``) to the end, recording each."""

@@ -568,11 +568,11 @@ class _Runner:
             self._sync_out()
             m.drive(self.kvm.exit(self.index, syndrome, f"hvc #{insn.imm:#x}"))
             if insn.imm == DONE_HVC:
-                m.record(Step("kvm_handle_guest_hvc", "handle", "hvc #0xffff: the kit's test-done call",
+                m.record(Step("handle_hvc", "handle", "hvc #0xffff: the kit's test-done call",
                                self.index))
                 m.drive(self.kvm.enter(self.index))
                 raise _Stop("hvc #0xffff")
-            m.record(Step("kvm_handle_guest_hvc", "handle", "unknown SMCCC function: x0 = "
+            m.record(Step("handle_hvc", "handle", "unknown SMCCC function: x0 = "
                            "SMCCC_RET_NOT_SUPPORTED (-1)", self.index))
             x[0] = _SMCCC_RET_NOT_SUPPORTED
             m.drive(self.kvm.enter(self.index))

@@ -410,3 +410,19 @@ def test_migrating_a_vcpu_into_p3_reports_the_refused_id_register():
 def test_migrating_between_kernels_with_the_same_id_register_succeeds():
     assert Machine("p1").restore_vcpu(Machine("baseline").save_vcpu()) == []
     assert Machine("upstream").restore_vcpu(Machine("p1").save_vcpu()) == []
+
+
+def test_every_traced_step_names_a_known_kernel_function_and_its_file(variant, vhe):
+    from kvmdbg import scenarios
+
+    m = Machine(variant, vhe=vhe)
+    for name in scenarios.names():
+        if name != "migration":
+            scenarios.get(name)(m)
+    m.set_guest_debug(hw_breakpoints=[0x80000])
+    m.set_one_reg("MDSCR_EL1", 0)
+    m.reset_vcpu()
+    unknown = {(e.function, e.file) for e in m.trace if e.file == "(unknown)" or not e.function}
+    assert unknown == set()
+    architectural = {e.function for e in m.trace if e.file.startswith("(the architecture")}
+    assert architectural <= {"cold reset", "guest access", "guest exception"}

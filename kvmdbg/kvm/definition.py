@@ -74,11 +74,14 @@ FUNCTION_FILES: Mapping[str, str] = MappingProxyType({
     "handle_exit": "arch/arm64/kvm/handle_exit.c",
     "kvm_handle_sys_reg": "arch/arm64/kvm/sys_regs.c",
     "kvm_handle_cp14_32": "arch/arm64/kvm/sys_regs.c",
-    "kvm_incr_pc": "arch/arm64/kvm/hyp/include/hyp/adjust_pc.h",
+    "kvm_incr_pc": "arch/arm64/include/asm/kvm_emulate.h",
     "kvm_inject_undefined": "arch/arm64/kvm/inject_fault.c",
     "kvm_handle_guest_debug": "arch/arm64/kvm/handle_exit.c",
-    "kvm_handle_guest_hvc": "arch/arm64/kvm/handle_exit.c",
+    "handle_hvc": "arch/arm64/kvm/handle_exit.c",
+    "kvm_arm_sys_reg_set_reg": "arch/arm64/kvm/sys_regs.c",
+    "kvm_arch_vcpu_ioctl_set_guest_debug": "arch/arm64/kvm/guest.c",
     "guest exception": "(the architecture: exception taken at guest EL1)",
+    "guest access": "(the architecture: the guest's MSR/MRS/MCR/MRC on the PE)",
 })
 
 
