@@ -17,6 +17,7 @@ from kvmdbg.cpu.pe import PhysicalCPU, trap_control
 from kvmdbg.errors import GuestFault, KvmdbgError, RegisterValueError, VcpuIndexError
 from kvmdbg.kvm.definition import FUNCTION_FILES
 from kvmdbg.kvm.runtime import HCR_GUEST, Kvm, Step, TrapOutcome
+from kvmdbg.kvm.sys_regs import SysRegDesc
 from kvmdbg.patches import resolve, variant_name
 from kvmdbg.trace import Event, Snapshot, Trace, WatchKey
 
@@ -75,10 +76,20 @@ class Machine:
         self.pe = PhysicalCPU(cpu)
         self.kvm = Kvm(defn, self.pe, vhe=self.vhe, nr_vcpus=nr, pmu=pmu, aarch32=a32)
         self.trace = Trace(maxlen=maxlen, enabled=enabled)
+        self._views: dict[int, tuple[tuple[object, ...], list[int | None]]] = {}
+        self._keys: tuple[WatchKey, ...] = (
+            tuple(("physical", r, -1) for r in WATCHED_PHYSICAL)
+            + tuple(("host", r, -1) for r in WATCHED_CONTEXT)
+            + tuple(key for i in range(nr) for key in
+                    [("vcpu", r, i) for r in WATCHED_CONTEXT] + [("guest_view", r, i) for r in WATCHED_VIEW])
+        )
+        self._descs: dict[str, SysRegDesc | None] = {}  # register name -> this variant's descriptor
+        self._host_kept = frozenset(self._host_keeps())
+        self._view_regs = tuple(REGISTERS[r] for r in WATCHED_VIEW)
         self._handler_names = frozenset(
             [d.handler_name for d in defn.sys_regs.values()] + [c.access.__name__ for c in defn.cp14.values()])
         self._step = 0
-        self._last: dict[WatchKey, int | None] = {}
+        self._last: tuple[int | None, ...] = ()
         self._pending: Iterator[Step] | None = None
         self._pending_name = ""
         self._pending_vcpu = 0
@@ -92,19 +103,29 @@ class Machine:
     # -- recording ----------------------------------------------------------------
 
     def _watch(self) -> dict[WatchKey, int | None]:
+        return dict(zip(self._keys, self._watch_values(), strict=True))
+
+    def _watch_values(self) -> tuple[int | None, ...]:
+        """The watched values, in the fixed order of ``self._keys``."""
         pe, kvm = self.pe, self.kvm
-        state: dict[WatchKey, int | None] = {}
-        for reg in WATCHED_PHYSICAL:
-            state[("physical", reg, -1)] = pe.regs[reg]
-        host_switched = self._host_keeps()
-        for reg in WATCHED_CONTEXT:
-            state[("host", reg, -1)] = kvm.host_ctxt.sys_regs.get(reg) if reg in host_switched else None
+        regs = pe.regs
+        host = kvm.host_ctxt.sys_regs
+        out: list[int | None] = [regs[reg] for reg in WATCHED_PHYSICAL]
+        out += [host.get(reg) if reg in self._host_kept else None for reg in WATCHED_CONTEXT]
         for v in kvm.vcpus:
-            for reg in WATCHED_CONTEXT:
-                state[("vcpu", reg, v.index)] = v.ctxt.sys_regs.get(reg)
-            for reg in WATCHED_VIEW:
-                state[("guest_view", reg, v.index)] = self._guest_view(v.index, REGISTERS[reg])
-        return state
+            ctxt = v.ctxt.sys_regs
+            out += [ctxt.get(reg) for reg in WATCHED_CONTEXT]
+            # Guest views are derived: a function of exactly this state (the handlers read the
+            # context; untrapped reads read the PE). Recompute only when it changes.
+            key = (v.running, v.mdcr_el2, v.preserved_mdscr, kvm.loaded, regs["MDCR_EL2"], regs["HCR_EL2"],
+                   regs["OSLSR_EL1"], regs["OSDLR_EL1"], regs["MDSCR_EL1"],
+                   ctxt.get("OSLSR_EL1"), ctxt.get("MDSCR_EL1"))
+            cached = self._views.get(v.index)
+            if cached is None or cached[0] != key:
+                cached = (key, [self._guest_view(v.index, reg) for reg in self._view_regs])
+                self._views[v.index] = cached
+            out += cached[1]
+        return tuple(out)
 
     def _host_keeps(self) -> set[str]:
         """Registers KVM keeps a saved host copy of: common state always, EL1 state on nVHE only."""
@@ -119,10 +140,14 @@ class Machine:
         self._step += 1
         changes: tuple[tuple[WatchKey, int | None], ...] = ()
         if self.trace.enabled:
-            now = self._watch()
+            now = self._watch_values()
             last = self._last
-            changes = tuple((k, v) for k, v in now.items() if k not in last or last[k] != v)
-            self._last = now
+            if now != last:
+                if last:
+                    changes = tuple((k, v) for k, v, o in zip(self._keys, now, last, strict=True) if v != o)
+                else:
+                    changes = tuple(zip(self._keys, now, strict=True))
+                self._last = now
         ev = Event(self._step, s.phase, s.function, self._file_of(s.function),
                    s.detail, s.vcpu, changes, self.defn.notes.get(s.function, ""))
         self.trace.append(ev)
@@ -137,8 +162,18 @@ class Machine:
         return "(unknown)"
 
     def drive(self, ops: Iterable[Step]) -> list[Event]:
-        """Run a kernel operation (a generator of Steps from ``self.kvm``) to the end, recording each."""
+        """Run a kernel operation (a generator of Steps from ``self.kvm``) to the end, recording each.
+
+        Returns the events recorded; with ``trace=False`` nothing is recorded and the list is
+        empty, which keeps untraced runs free of per-step Event objects.
+        """
         self._finish_pending()
+        if not self.trace.enabled:
+            n = 0
+            for _ in ops:
+                n += 1
+            self._step += n
+            return []
         return [self.record(s) for s in ops]
 
     def _finish_pending(self) -> None:
@@ -215,7 +250,9 @@ class Machine:
         trapped = (self.pe.traps_to_el2(r.name) if v.running
                    else trap_control(r.name, v.mdcr_el2, HCR_GUEST))
         if trapped:
-            desc = self.defn.desc(r)
+            if r.name not in self._descs:
+                self._descs[r.name] = self.defn.desc(r)
+            desc = self._descs[r.name]
             if desc is None:
                 return None
             if r.name == "MDSCR_EL1" and v.preserved_mdscr is not None:
