@@ -103,20 +103,23 @@ def bench_program(repeat: int) -> float | None:
     return 100_000 / t
 
 
-def bench_lab_click(repeat: int) -> float | None:
+def bench_lab_clicks(repeat: int) -> dict[str, float] | None:
+    """Median ms from a click to the redrawn register table and chart, per control of the lab."""
     try:
         from kvmdbg.teach.widgets import lab
     except ImportError:
         return None
-    w = lab("p2")
-    toggle = getattr(w, "oslk", None)
-    if toggle is None:
-        return None
-
-    def click() -> None:
-        toggle.value = not toggle.value
-
-    return median_us(click, number=1, repeat=repeat) / 1000
+    w = lab("p2", vhe=True)
+    for _ in range(45):  # a realistic history: the chart shows its last steps
+        w.step_button.click()
+    actions = {
+        "OSLK toggle": lambda: setattr(w.oslk, "value", not w.oslk.value),
+        "step": w.step_button.click,
+        "read OSLSR_EL1": w.read_button.click,
+        "run to next entry/exit": w.run_button.click,
+        "vcpu_put/load": w.put_button.click,
+    }
+    return {name: median_us(fn, number=1, repeat=max(repeat, 9)) / 1000 for name, fn in actions.items()}
 
 
 def bench_import() -> float:
@@ -142,13 +145,15 @@ def main() -> None:
         ("nVHE world switch (exit + enter), tracing off", bench_world_switch(n, r), "us", "< 20"),
         ("compare('oslock-toggle'), 5 variants x 2 host modes", bench_compare(r), "ms", "< 200"),
         ("guest program, 100,000 instructions, tracing off", bench_program(3), "insn/s", ">= 250,000"),
-        ("OS Lock lab: OSLK click to redrawn table and chart", bench_lab_click(r), "ms", "< 100"),
         ("import kvmdbg (no plotting or widgets)", bench_import(), "ms", "< 300"),
     ]
     width = max(len(name) for name, *_ in rows)
     for name, value, unit, target in rows:
         shown = "n/a" if value is None else (f"{value:,.0f}" if unit == "insn/s" else f"{value:.2f}")
         print(f"{name:<{width}}  {shown:>10} {unit:<7} target {target}")
+    clicks = bench_lab_clicks(r) or {}
+    for action, ms in clicks.items():
+        print(f"{'OS Lock lab, click to redraw: ' + action:<{width}}  {ms:>10.2f} ms      target < 100")
     peer, ours = rows[2][1], rows[1][1]
     if peer:
         print(f"ratio, untraced trapped access / Unicorn peer: {ours / peer:.2f}x")
