@@ -561,6 +561,12 @@ class _Runner:
                 self._to_el2("brk", pc, syndrome, f"brk #{insn.imm:#x}")
             self._guest_exception("brk", pc, syndrome, f"brk #{insn.imm:#x}: {verdict.reason}")
             return -(pc + 4) - 1  # guest_sw_bp_handler: pc += 4
+        if op == "svc":
+            # A supervisor call from EL1 is taken to EL1 (HCR_EL2.TGE is clear for a guest);
+            # its preferred return address is the next instruction, which the selftest's
+            # guest_svc_handler records as svc_addr (regs->pc).
+            self._guest_exception("svc", pc, esr(EC.SVC64, insn.imm), f"svc #{insn.imm:#x}")
+            return -(pc + 4) - 1
         if op == "hvc":
             syndrome = esr(EC.HVC64, insn.imm)
             self.result.exits.append(Exit("hvc", pc, syndrome))

@@ -140,6 +140,7 @@ def _case(name: str) -> st.SearchStrategy[str]:
         ("brk #0x800", 0xD4200000 | 0x800 << 5),
         ("hvc #0", 0xD4000002),
         ("hvc #0xffff", 0xD4000002 | 0xFFFF << 5),
+        ("svc #0", 0xD4000001),
         ("nop", 0xD503201F),
         ("isb", 0xD5033FDF),
         ("isb sy", 0xD5033FDF),
@@ -404,8 +405,8 @@ def test_msr_daifset_and_daifclr_match_capstone_and_round_trip(
 
 
 @FAST
-@given(op=st.sampled_from(["brk", "hvc", "udf"]), imm=st.integers(0, 0xFFFF), hashmark=st.booleans())
-def test_brk_hvc_and_udf_match_capstone_and_round_trip(op: str, imm: int, hashmark: bool) -> None:
+@given(op=st.sampled_from(["brk", "hvc", "svc", "udf"]), imm=st.integers(0, 0xFFFF), hashmark=st.booleans())
+def test_brk_hvc_svc_and_udf_match_capstone_and_round_trip(op: str, imm: int, hashmark: bool) -> None:
     _check(f"{op} {'#' if hashmark else ''}{imm}", op=op, imm=imm)
 
 

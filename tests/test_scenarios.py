@@ -99,7 +99,7 @@ def test_migration(variant: str, vhe: bool) -> None:
 
 
 EXPECTED_SELFTEST = {
-    "baseline": "PPPPPFFFF", "p1": "PPPPPFFFF", "p2": "PFFFFPPPP", "p3": "PFFFFPPPP", "upstream": "PPPPPPPPP",
+    "baseline": "PPPPPPFFFF", "p1": "PPPPPPFFFF", "p2": "PFFFFFPPPP", "p3": "PFFFFFPPPP", "upstream": "PPPPPPPPPP",
 }
 
 

@@ -40,7 +40,7 @@ Source form                                decode op    Notes (range; register 3
 ``msr daifset|daifclr, #imm4``             msr_daifset  imm 0..15 (D A I F mask bits)
                                            msr_daifclr
 ``isb`` / ``nop`` / ``eret``               isb ...      no operands (``isb sy`` is accepted too)
-``brk|hvc|udf #imm16``                     brk ...      imm 0..65535
+``brk|hvc|svc|udf #imm16``                 brk ...      imm 0..65535
 ``b|bl T``                                 b, bl        ±128 MiB, multiple of 4
 ``b.<cond> T``                             b_cond       ±1 MiB; eq ne cs/hs cc/lo mi pl vs vc hi ls
                                                         ge lt gt le al nv
@@ -99,7 +99,7 @@ OPS = frozenset(
     {
         "movz", "movk", "movn", "orr_reg", "orr_imm", "add_imm", "sub_imm", "add_reg", "sub_reg",
         "adr", "ldr", "str", "ldr_lit", "msr", "mrs", "msr_daifset", "msr_daifclr", "isb", "nop",
-        "brk", "hvc", "udf", "b", "bl", "b_cond", "cbz", "cbnz", "ret", "eret", "unknown",
+        "brk", "hvc", "svc", "udf", "b", "bl", "b_cond", "cbz", "cbnz", "ret", "eret", "unknown",
     }
 )
 """Every value :attr:`Insn.op` can take."""
@@ -269,6 +269,8 @@ def decode(word: int) -> Insn:
         return Insn("brk", w, imm=(w >> 5) & 0xFFFF)
     if (w & 0xFFE0001F) == 0xD4000002:
         return Insn("hvc", w, imm=(w >> 5) & 0xFFFF)
+    if (w & 0xFFE0001F) == 0xD4000001:
+        return Insn("svc", w, imm=(w >> 5) & 0xFFFF)
     if (w & 0xFFFF0000) == 0:
         return Insn("udf", w, imm=w & 0xFFFF)
     if (w & 0xFFFFFC1F) == 0xD65F0000:
@@ -444,7 +446,7 @@ def _text(insn: Insn, pc: int) -> str:
         return f"msr {op[4:]}, {_imm(insn.imm)}"
     if op in ("nop", "isb", "eret"):
         return op
-    if op in ("brk", "hvc", "udf"):
+    if op in ("brk", "hvc", "svc", "udf"):
         return f"{op} {_imm(insn.imm)}"
     if op == "ret":
         return "ret" if insn.rn == 30 else f"ret {_reg(insn.rn, True)}"
@@ -1033,6 +1035,7 @@ _ENCODERS: dict[str, Callable[[_Stmt], int]] = {
     "eret": _enc_fixed(0xD69F03E0),
     "brk": _enc_imm16(0xD4200000),
     "hvc": _enc_imm16(0xD4000002),
+    "svc": _enc_imm16(0xD4000001),
     "udf": _enc_imm16(0),
     "ret": _enc_ret,
     "b": _enc_b,
@@ -1060,6 +1063,7 @@ _USAGE = {
     "eret": "eret",
     "brk": "brk #imm16",
     "hvc": "hvc #imm16",
+    "svc": "svc #imm16",
     "udf": "udf #imm16",
     "ret": "ret [xn]",
     "b": "b label",

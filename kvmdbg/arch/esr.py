@@ -21,6 +21,7 @@ class EC(enum.IntEnum):
 
     UNKNOWN = 0x00  # what an UNDEF looks like to the guest
     CP14_MR = 0x05  # trapped MCR/MRC p14
+    SVC64 = 0x15
     HVC64 = 0x16
     SYS64 = 0x18  # trapped MSR/MRS/system instruction
     BREAKPOINT_LOW = 0x30

@@ -118,7 +118,8 @@ PATCH = Patch(
     title="KVM: arm64: Emulate the OS Lock (v5, merged for Linux 5.18)",
     summary=(
         "Keeps the guest's OS Lock out of the hardware. OSLAR_EL1 writes set or clear a stored OSLK, "
-        "OSLSR_EL1 reads return the stored value, reads of OSLAR and writes of OSLSR are UNDEFINED, "
+        "OSLSR_EL1 reads return the stored value, reads of OSLAR and writes of OSLSR UNDEF (in the "
+        "architecture already, so KVM's handlers for them are a fallback), "
         "a vCPU resets unlocked (0x8), and userspace may change only the OSLK bit. While the guest's "
         "lock is set, KVM runs the guest with MDSCR_EL1.MDE and SS cleared (its own MDSCR is kept "
         "aside) and traps debug register accesses, so breakpoints, watchpoints and single step are "

@@ -267,7 +267,8 @@ def _ex_vhe_put() -> Exercise:
 
     return Exercise(
         "vhe-put-p2", "The host after vcpu_put (VHE, p2)",
-        "Under p2 on a VHE host, a freshly reset vCPU runs (the guest does not touch the OS Lock), then "
+        "Under p2 on a VHE host, a freshly reset vCPU runs (the guest only reads OSLSR_EL1 and never "
+        "writes OSLAR_EL1), then "
         "KVM calls vcpu_put. What is the physical OSLSR_EL1.OSLK now, while the host runs? Answer 0 or 1.",
         ("Remember the reset value of the guest's OSLSR_EL1 under p2.",
          "On VHE the host's EL1 state is never saved or restored by the world switch."),
@@ -303,7 +304,7 @@ def _ex_brk() -> Exercise:
         "brk-upstream", "Is BRK taken with the OS Lock set?",
         "Under upstream, the guest sets the OS Lock (MSR OSLAR_EL1 with 1) and then executes BRK #0. "
         "Does the guest take the BRK exception? Answer yes or no.",
-        ("The selftest in the v3 series checks exactly this.",
+        ("The upstream selftest (debug-exceptions.c, from the v5 series) checks exactly this.",
          "Debug exceptions 'generated only if enabled' and software breakpoint instructions are "
          "different things."),
         grade,
@@ -391,9 +392,9 @@ def _ex_oslsr_write() -> Exercise:
         if want is not None and got == want:
             return Feedback(True, "Correct: an UNDEFINED access shows up in the guest with that class.")
         if got == 0x18:
-            return Feedback(False, "That is the class KVM sees at EL2 for a trapped MSR. What does the "
-                                   "guest's "
-                                   "own EL1 see when it takes an UNDEF?")
+            return Feedback(False, "That is the class EL2 sees for a trapped MSR/MRS, but this write never "
+                                   "reaches KVM: the architecture makes it UNDEFINED at the guest's own EL1. "
+                                   "What class does an UNDEF have there?")
         return Feedback(False, "Not quite: OSLSR_EL1 is read-only. What exception class does an UNDEFINED "
                                "instruction have?")
 

@@ -132,8 +132,9 @@ def vhe_host_leak(machine: Any) -> Observations:
     """The guest locks (OSLAR_EL1=1); the vCPU is put; is the physical OS Lock still set for the host?
 
     Only p2/p3 put the guest's lock in hardware. On VHE the host's EL1 state is never saved or
-    restored, so after vcpu_put the host keeps running with the guest's OSLK (0xA). On nVHE the
-    host's value (0x8) comes back on every exit. Other variants never change the hardware.
+    restored, so after vcpu_put the host keeps running with the guest's OSLK (the PE's OSLSR_EL1
+    reads 0xA). On nVHE the host's value (0x8) comes back on every exit. Other variants never
+    change the hardware.
     """
     obs: Observations = {"lock write": _write(machine, "OSLAR_EL1", 1)}
     obs["physical OSLSR while guest runs"] = machine.physical("OSLSR_EL1")
@@ -338,6 +339,7 @@ _STORE_0 = f"""
 SELFTEST_STAGES: tuple[tuple[str, str], ...] = (
     ("1 BRK", _RESET + "sw_bp:\n    brk #0\n"),
     ("2 HW breakpoint", _RESET + _install_hw_bp("hw_bp") + "hw_bp:\n    nop\n"),
+    ("3 HW breakpoint + SVC", _RESET + _install_hw_bp("bp_svc") + "bp_svc:\n    svc #0\n"),
     ("4 HW breakpoint + BRK", _RESET + _install_hw_bp("bp_brk") + "bp_brk:\n    brk #0\n"),
     ("5 Watchpoint", _RESET + _INSTALL_WP + _STORE_X),
     ("6 Single step", _RESET + _INSTALL_SS + _SS_BODY),
@@ -347,8 +349,7 @@ SELFTEST_STAGES: tuple[tuple[str, str], ...] = (
     ("9 OS Lock blocks watchpoint", _RESET + _ENABLE_OS_LOCK + _STORE_0 + _INSTALL_WP + _STORE_X),
     ("10 OS Lock blocks single step", _RESET + _ENABLE_OS_LOCK + _INSTALL_SS + _SS_BODY),
 )
-"""(stage name, guest assembly). Stage 3 (HW breakpoint + SVC) is left out: the assembler
-subset has no ``svc``. Stage 0 is only a GUEST_SYNC."""
+"""(stage name, guest assembly). Stage 0 is only a GUEST_SYNC."""
 
 
 def _judge(stage: str, prog: Any, res: Any) -> tuple[bool, str]:
@@ -371,6 +372,11 @@ def _judge(stage: str, prog: Any, res: Any) -> tuple[bool, str]:
     if n == "2":
         ok = hw_bp_addr == lab["hw_bp"]
         return ok, f"hw_bp_addr={hw_bp_addr:#x}, want {lab['hw_bp']:#x}"
+    if n == "3":
+        svcs = [e.pc + 4 for e in res.exceptions if e.kind == "svc"]  # regs->pc in the handler: ELR
+        svc_addr = svcs[-1] if svcs else 0
+        ok = hw_bp_addr == lab["bp_svc"] and svc_addr == lab["bp_svc"] + 4
+        return ok, f"hw_bp_addr={hw_bp_addr:#x}, svc_addr={svc_addr:#x}, want {lab['bp_svc']:#x} and +4"
     if n == "4":
         ok = sw_bp_addr == lab["bp_brk"] and hw_bp_addr == lab["bp_brk"]
         return ok, f"sw_bp_addr={sw_bp_addr:#x}, hw_bp_addr={hw_bp_addr:#x}, want both {lab['bp_brk']:#x}"
@@ -409,11 +415,11 @@ def run_selftest(machine: Any) -> dict[str, tuple[bool, str]]:
 
 @register("selftest-oslock")
 def selftest_oslock(machine: Any) -> Observations:
-    """The 5.18 selftest debug-exceptions.c, stages 1, 2, 4-10, in our own assembly: "pass"/"fail" per stage.
+    """The 5.18 selftest debug-exceptions.c, stages 1-10, in our own assembly: "pass"/"fail" per stage.
 
     Upstream passes every stage on nVHE and VHE. Baseline and p1 fail stages 7-10 at
     enable_os_lock's assertion (OSLAR writes ignored, OSLSR reads 0x8). p2/p3 pass the OS Lock
-    stages but fail 2, 5 and 6: the vCPU resets locked (0xA), the guest's lock is in hardware
+    stages but fail 2-6: the vCPU resets locked (0xA), the guest's lock is in hardware
     and its unlock never reaches the stored OSLSR (the swapped-argument bug).
     """
     return {stage: "pass" if ok else "fail" for stage, (ok, _) in run_selftest(machine).items()}
