@@ -144,9 +144,12 @@ class Trace:
         import pandas as pd
 
         columns = ["step", "phase", "function", "file", "vcpu", "location", "register", "value", "detail"]
-        df = pd.DataFrame(self.to_records(), columns=columns)
-        df["value"] = df["value"].astype("UInt64")
-        df["vcpu"] = df["vcpu"].astype("Int64")
+        records = self.to_records()
+        df = pd.DataFrame(records, columns=columns)
+        # Build the integer columns from the Python ints: going through float64 (the default
+        # for a column with None in it) would round register values above 2**53.
+        df["value"] = pd.array([r["value"] for r in records], dtype="UInt64")
+        df["vcpu"] = pd.array([r["vcpu"] for r in records], dtype="Int64")
         df["step"] = df["step"].astype("int64")
         return df
 

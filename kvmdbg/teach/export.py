@@ -87,14 +87,22 @@ def write_trace(df: pd.DataFrame, path: str | os.PathLike[str], fmt: str | None 
     f = _fmt(p, fmt) if fmt is not None or p.suffix.lower() in _SUFFIXES else "csv"
     _check_frame(df)
     df = df.loc[:, list(COLUMNS)]
-    if f == "parquet":
-        df.reset_index(drop=True).to_parquet(p, index=False)
-        return p
     rows = _rows(df)
+    if f == "parquet":
+        # pyarrow writes no page checksums by default: carry the same row count and CRC-32 of
+        # the data as the CSV and JSON forms, in the file's schema metadata.
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+        meta = dict(table.schema.metadata or {})
+        meta[b"kvmdbg-rows"] = str(len(rows)).encode()
+        meta[b"kvmdbg-crc32"] = str(_crc(rows)).encode()
+        pq.write_table(table.replace_schema_metadata(meta), p)
+        return p
     if f == "json":
-        data = json.dumps(rows, separators=(",", ":"))
         doc = {"format": "kvmdbg-trace", "version": _VERSION, "columns": list(COLUMNS), "rows": len(rows),
-               "crc32": zlib.crc32(data.encode()), "data": rows}
+               "crc32": _crc(rows), "data": rows}
         p.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
         return p
     buf = io.StringIO()
@@ -195,17 +203,24 @@ def _read_json(p: Path) -> pd.DataFrame:
     rows = doc.get("data")
     if not isinstance(rows, list) or len(rows) != doc.get("rows"):
         raise _bad(p, "json", "the row count does not match")
-    if zlib.crc32(json.dumps(rows, separators=(",", ":")).encode()) != doc.get("crc32"):
+    if _crc(rows) != doc.get("crc32"):
         raise _bad(p, "json", "the checksum does not match (the data was edited)")
     if any(not isinstance(r, list) or len(r) != len(COLUMNS) for r in rows):
         raise _bad(p, "json", "a row has the wrong number of fields")
     return _build({c: [r[i] for r in rows] for i, c in enumerate(COLUMNS)})
 
 
+def _crc(rows: list[list[object]]) -> int:
+    """CRC-32 of the rows in their JSON spelling: the integrity check of every format."""
+    return zlib.crc32(json.dumps(rows, separators=(",", ":")).encode())
+
+
 def _read_parquet(p: Path) -> pd.DataFrame:
     import pandas as pd
+    import pyarrow.parquet as pq
 
     try:
+        meta = pq.read_schema(p).metadata or {}
         df = pd.read_parquet(p)
     except Exception as e:  # pyarrow raises several types for a damaged file
         raise _bad(p, "parquet", f"{type(e).__name__}: {e}") from None
@@ -214,8 +229,14 @@ def _read_parquet(p: Path) -> pd.DataFrame:
     dtypes = (str(df["step"].dtype), str(df["vcpu"].dtype), str(df["value"].dtype))
     if dtypes != ("int64", "Int64", "UInt64"):
         raise _bad(p, "parquet", "step, vcpu and value must be int64, Int64 and UInt64")
+    if b"kvmdbg-crc32" not in meta or b"kvmdbg-rows" not in meta:
+        raise _bad(p, "parquet", "no kvmdbg row count and CRC-32 in its metadata: not written by write_trace()")
     cols = {c: [_plain(v) for v in df[c].tolist()] for c in COLUMNS}
-    return _build(cols)
+    out = _build(cols)
+    rows = _rows(out)
+    if len(rows) != int(meta[b"kvmdbg-rows"]) or _crc(rows) != int(meta[b"kvmdbg-crc32"]):
+        raise _bad(p, "parquet", "its data does not match the row count and CRC-32 it was written with")
+    return out
 
 
 def read_trace(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:
