@@ -16,7 +16,9 @@ EXPECTED = ["00-welcome", "01-baseline", "02-patch1", "03-patch2", "04-patch3", 
 
 
 def test_the_learning_path_is_complete() -> None:
-    assert [p.stem for p in NOTEBOOKS] == EXPECTED
+    # app.ipynb is the Voila app (kvmdbg app), not a lesson of the path.
+    assert [p.stem for p in NOTEBOOKS if p.stem != "app"] == EXPECTED
+    assert any(p.stem == "app" for p in NOTEBOOKS)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -1,0 +1,393 @@
+"""Real-browser tests: the OS Lock lab rendered by JupyterLab and by Voila in headless Chromium.
+
+Each test starts from a page, clicks the lab's real buttons and checks the register table the page
+shows against a ``kvmdbg.Machine`` driven with the same actions in this process. The servers run on
+127.0.0.1 with a token, private Jupyter dirs and a temporary copy of ``notebooks/``; the repository's
+notebooks are hashed before and after to prove nothing wrote into them.
+
+Skipped when ``KVMDBG_SKIP_BROWSER=1``, when ``/usr/bin/chromium`` is missing (``.ci/run`` installs
+Debian's chromium) or when the ``playwright`` package is missing. Playwright never downloads a
+browser here: it launches ``/usr/bin/chromium``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+SERVER_START_TIMEOUT = 60.0
+UI_TIMEOUT_MS = 30_000
+
+if os.environ.get("KVMDBG_SKIP_BROWSER", "").strip().lower() in {"1", "true", "yes", "on"}:
+    pytest.skip("KVMDBG_SKIP_BROWSER is set: real-browser tests skipped", allow_module_level=True)
+if not CHROMIUM.is_file():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium): real-browser tests skipped",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+expect = sync_api.expect
+
+pytestmark = pytest.mark.browser
+
+# --------------------------------------------------------------------------- the model's answer
+
+
+def _hex(v: int | None) -> str:
+    return "—" if v is None else f"{v:#x}"
+
+
+def expected_table(machine: Any) -> dict[str, str]:
+    """What the lab's table must show for ``machine``: "REG@location" -> the cell's text."""
+    from kvmdbg.teach.widgets import TABLE_LOCATIONS, TABLE_REGISTERS
+
+    readers = {"physical": machine.physical, "vcpu": machine.vcpu_reg, "host": machine.host_reg,
+               "guest_view": machine.guest_view}
+    out: dict[str, str] = {}
+    for reg in TABLE_REGISTERS:
+        for loc in TABLE_LOCATIONS:
+            try:
+                value = readers[loc](reg)
+            except Exception:  # a register this PE lacks: the lab shows no value
+                value = None
+            out[f"{reg}@{loc}"] = _hex(value)
+    return out
+
+
+def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
+    return {k for k, v in after.items() if before[k] != v}
+
+
+# --------------------------------------------------------------------------- reading the page
+
+_READ_TABLE = """root => Object.fromEntries(Array.from(root.querySelectorAll('tr[data-reg] td')).map(
+    td => [td.parentElement.dataset.reg + '@' + td.dataset.loc, [td.textContent.trim(), td.className]]))"""
+
+_TABLE_IS = """([sel, want]) => {
+    const root = document.querySelector(sel);
+    if (!root) return false;
+    const cells = root.querySelectorAll('tr[data-reg] td');
+    if (cells.length !== Object.keys(want).length) return false;
+    for (const td of cells) {
+        if (want[td.parentElement.dataset.reg + '@' + td.dataset.loc] !== td.textContent.trim()) return false;
+    }
+    return true;
+}"""
+
+
+def read_table(page: Any, sel: str) -> dict[str, tuple[str, str]]:
+    return page.locator(sel).evaluate(_READ_TABLE)
+
+
+def wait_table(page: Any, sel: str, want: dict[str, str], what: str) -> dict[str, tuple[str, str]]:
+    """Wait until the table under ``sel`` shows ``want``; fail with a cell-by-cell diff otherwise."""
+    try:
+        page.wait_for_function(_TABLE_IS, arg=[sel, want], timeout=UI_TIMEOUT_MS)
+    except sync_api.TimeoutError:
+        got = read_table(page, sel) if page.locator(sel).count() else {}
+        diff = {k: (want[k], got.get(k, ("<missing>", ""))[0]) for k in want
+                if got.get(k, ("", ""))[0] != want[k]}
+        pytest.fail(f"{what}: the page's table never matched the model; (want, page) per cell: {diff}")
+    return read_table(page, sel)
+
+
+def highlighted(cells: dict[str, tuple[str, str]]) -> set[str]:
+    return {k for k, (_, cls) in cells.items() if "changed" in cls.split()}
+
+
+def wait_step(page: Any, scope: str, event: Any) -> None:
+    """Wait until the lab's log shows ``event`` (its step number) and names its kernel function."""
+    log = page.locator(f"{scope} .kvmdbg-log")
+    expect(log).to_contain_text(f"[{event.step}] ")
+    expect(page.locator(f"{scope} .kvmdbg-function")).to_contain_text(event.function)
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tree_hash(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.ipynb"))}
+
+
+class Server:
+    """A server process started for the tests, with its log, stopped with SIGTERM."""
+
+    def __init__(self, what: str, cmd: list[str], env: dict[str, str], cwd: Path, log: Path,
+                 port: int, token: str) -> None:
+        self.what, self.port, self.token, self.log = what, port, token, log
+        self.base = f"http://127.0.0.1:{port}"
+        self._log_file = log.open("wb")
+        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+
+    def tail(self, n: int = 40) -> str:
+        lines = self.log.read_text(errors="replace").splitlines()[-n:]
+        return "\n".join(f"  | {line}" for line in lines)
+
+    def wait_http(self, path: str) -> None:
+        url = f"{self.base}{path}{'&' if '?' in path else '?'}token={self.token}"
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.what} exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.what} did not answer {path} within {SERVER_START_TIMEOUT:.0f} s:\n{self.tail()}")
+
+    def wait_port(self) -> None:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.what} exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.what} did not listen on {self.port} within {SERVER_START_TIMEOUT:.0f} s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_file.close()
+
+
+@pytest.fixture(scope="session")
+def repo_notebooks() -> Iterator[dict[str, str]]:
+    """The repository's notebooks, hashed; checked again when the session ends."""
+    before = _tree_hash(NOTEBOOKS)
+    yield before
+    assert _tree_hash(NOTEBOOKS) == before, "a browser test changed a notebook of the repository"
+
+
+@pytest.fixture(scope="session")
+def jupyter_home(tmp_path_factory: pytest.TempPathFactory, repo_notebooks: dict[str, str]) -> Path:
+    """Private Jupyter dirs, settings without the news toast and autosave, and a copy of notebooks/."""
+    home = tmp_path_factory.mktemp("jupyter")
+    for name in ("config", "runtime", "data", "ipython", "workspaces", "settings"):
+        (home / name).mkdir()
+    settings = {
+        "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+            {"fetchNews": "false", "checkForUpdates": False},
+        "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+    }
+    for rel, value in settings.items():
+        path = home / "settings" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+    shutil.copytree(NOTEBOOKS, home / "notebooks")  # copies files, also when notebooks/ is reached by a link
+    return home
+
+
+def _server_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        IPYTHONDIR=str(home / "ipython"),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    env.pop("JUPYTER_PATH", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def lab_server(jupyter_home: Path) -> Iterator[Server]:
+    pytest.importorskip("jupyterlab")
+    port, token = _free_port(), secrets.token_hex(16)
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+           "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={jupyter_home / 'notebooks'}",
+           f"--LabApp.workspaces_dir={jupyter_home / 'workspaces'}",
+           f"--LabApp.user_settings_dir={jupyter_home / 'settings'}", "--LabApp.news_url="]
+    server = Server("JupyterLab", cmd, _server_env(jupyter_home), jupyter_home, jupyter_home / "lab.log",
+                    port, token)
+    try:
+        server.wait_http("/api/status")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def voila_server(jupyter_home: Path) -> Iterator[Server]:
+    pytest.importorskip("voila")
+    app = jupyter_home / "notebooks" / "app.ipynb"
+    if not app.is_file():
+        pytest.skip("notebooks/app.ipynb does not exist")
+    port, token = _free_port(), secrets.token_hex(16)
+    cmd = [sys.executable, "-m", "voila", str(app), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
+           "--Voila.port_retries=0", f"--token={token}"]
+    server = Server("Voila", cmd, _server_env(jupyter_home), jupyter_home / "notebooks",
+                    jupyter_home / "voila.log", port, token)
+    try:
+        server.wait_port()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _local_only(route: Any) -> None:
+    """Let requests to this machine through; abort every other one (fonts from a CDN, news, ...)."""
+    host = urlparse(route.request.url).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        route.continue_()
+    else:
+        route.abort()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.route("**/*", _local_only)
+    pg = context.new_page()
+    pg.set_default_timeout(UI_TIMEOUT_MS)
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        yield pg
+    finally:
+        try:
+            pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}-final.png"), full_page=True)
+        except Exception:  # a screenshot is a help for debugging, never a failure
+            pass
+        context.close()
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def test_lab_in_jupyterlab(page: Any, lab_server: Server, repo_notebooks: dict[str, str]) -> None:
+    """00-welcome in JupyterLab: Run All, then OSLK and step change the table as the model says."""
+    from kvmdbg import Machine
+
+    page.goto(f"{lab_server.base}/lab/tree/00-welcome.ipynb?token={lab_server.token}")
+    # the toolbar says "idle" before the kernel exists: wait for the status bar's "| Idle"
+    expect(page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\|\s*Idle\s*$")).first).to_be_visible()
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+    scope = ".kvmdbg-lab"
+    table = f"{scope} .kvmdbg-regtable"
+    expect(page.locator(table).locator("table")).to_be_visible()
+    machine = Machine("p2")  # the notebook's lab("p2"): nVHE
+    start = expected_table(machine)
+    shown = wait_table(page, table, start, "fresh p2 lab")
+    assert highlighted(shown) == set()
+    expect(page.locator(f"{scope} .kvmdbg-description")).to_contain_text("p2")
+    expect(page.locator(f"{scope} .kvmdbg-description")).to_contain_text("nVHE")
+
+    # the guest sets the OS Lock: under p2 the PE itself is locked while the guest runs
+    page.locator(f"{scope} .kvmdbg-oslk").click()
+    machine.guest_write("OSLAR_EL1", 1)
+    locked = expected_table(machine)
+    assert locked["OSLSR_EL1@physical"] == "0xa" and locked["OSLSR_EL1@vcpu"] == "0xa"
+    shown = wait_table(page, table, locked, "after OSLK = 1")
+    assert highlighted(shown) == changed(start, locked)
+    expect(page.locator(f"{scope} .kvmdbg-oslk")).to_contain_text("OSLK = 1")
+    expect(page.locator(f"{scope} .kvmdbg-log")).to_contain_text("MSR OSLAR_EL1, x0 (x0=1)")
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-locked.png"))
+
+    # step through the exit one phase at a time until the host's state is back on the PE
+    previous = locked
+    for _ in range(5):
+        page.locator(f"{scope} .kvmdbg-step").click()
+        event = machine.step()
+        assert event is not None
+        wait_step(page, scope, event)
+        now = expected_table(machine)
+        shown = wait_table(page, table, now, f"after step {event.step} ({event.function})")
+        assert highlighted(shown) == changed(previous, now)
+        previous = now
+    assert previous["OSLSR_EL1@physical"] == "0x8", "p2 puts the host's OSLK (0) back on the PE at exit"
+    assert previous["OSLSR_EL1@vcpu"] == "0xa", "the guest's OSLK stays saved in the vCPU context"
+    expect(page.locator(f"{scope} .kvmdbg-error")).to_have_text("")
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-stepped.png"))
+    assert _tree_hash(NOTEBOOKS) == repo_notebooks
+
+
+def test_app_in_voila(page: Any, voila_server: Server, repo_notebooks: dict[str, str]) -> None:
+    """The Voila app: switch to upstream, set OSLK, step; the table follows the model."""
+    from kvmdbg import Machine
+
+    page.goto(f"{voila_server.base}/?token={voila_server.token}", timeout=60_000)
+    scope = ".kvmdbg-lab"
+    table = f"{scope} .kvmdbg-regtable"
+    wait_table(page, table, expected_table(Machine("p2")), "fresh p2 app")
+    expect(page.locator(".kvmdbg-compare .kvmdbg-comparetable table")).to_be_visible()
+    expect(page.locator(".kvmdbg-compare img.kvmdbg-matrix")).to_be_visible()
+    assert page.locator(".jp-InputArea-editor, .cm-editor").count() == 0, "Voila must show no code"
+
+    page.locator(f"{scope} .kvmdbg-variant select").select_option("upstream")
+    machine = Machine("upstream")
+    start = expected_table(machine)
+    wait_table(page, table, start, "after switching to upstream")
+    expect(page.locator(f"{scope} .kvmdbg-description")).to_contain_text("upstream")
+
+    # upstream traps the guest's OSLAR_EL1 write and keeps OSLK in the vCPU context only
+    page.locator(f"{scope} .kvmdbg-oslk").click()
+    machine.guest_write("OSLAR_EL1", 1)
+    locked = expected_table(machine)
+    assert locked["OSLSR_EL1@physical"] == "0x8" and locked["OSLSR_EL1@guest_view"] == "0xa"
+    shown = wait_table(page, table, locked, "upstream, after OSLK = 1")
+    assert highlighted(shown) == changed(start, locked)
+
+    page.locator(f"{scope} .kvmdbg-step").click()
+    event = machine.step()
+    assert event is not None
+    wait_step(page, scope, event)
+    wait_table(page, table, expected_table(machine), f"upstream, after step {event.step}")
+    expect(page.locator(f"{scope} .kvmdbg-error")).to_have_text("")
+    page.screenshot(path=str(ARTIFACTS / "voila-upstream.png"), full_page=True)
+    assert _tree_hash(NOTEBOOKS) == repo_notebooks
