@@ -122,6 +122,27 @@ def bench_lab_clicks(repeat: int) -> dict[str, float] | None:
     return {name: median_us(fn, number=1, repeat=max(repeat, 9)) / 1000 for name, fn in actions.items()}
 
 
+def bench_trace_memory(events: int) -> tuple[float, float]:
+    """Bytes per recorded event: a full trace, and the bounded ring buffer (trace=1000)."""
+    import tracemalloc
+
+    from kvmdbg import Machine
+
+    out = []
+    for trace in (True, 1000):
+        m = Machine("p2", trace=trace)
+        m.enter_guest()
+        tracemalloc.start()
+        start = tracemalloc.get_traced_memory()[0]
+        while m.trace.dropped + len(m.trace) < events:
+            m.exit_guest()
+            m.enter_guest()
+        used = tracemalloc.get_traced_memory()[0] - start
+        tracemalloc.stop()
+        out.append(used / events)
+    return out[0], out[1]
+
+
 def bench_import() -> float:
     out = subprocess.run(
         [sys.executable, "-c",
@@ -151,6 +172,9 @@ def main() -> None:
     for name, value, unit, target in rows:
         shown = "n/a" if value is None else (f"{value:,.0f}" if unit == "insn/s" else f"{value:.2f}")
         print(f"{name:<{width}}  {shown:>10} {unit:<7} target {target}")
+    full, ring = bench_trace_memory(100_000 if args.quick else 1_000_000)
+    print(f"{'trace memory per event, full trace':<{width}}  {full:>10.0f} bytes")
+    print(f"{'trace memory per event, trace=1000 (ring buffer)':<{width}}  {ring:>10.2f} bytes")
     clicks = bench_lab_clicks(r) or {}
     for action, ms in clicks.items():
         print(f"{'OS Lock lab, click to redraw: ' + action:<{width}}  {ms:>10.2f} ms      target < 100")
