@@ -203,6 +203,14 @@ def test_lab_smoke_starts_and_stops_jupyterlab(tmp_path: Path) -> None:
     assert "smoke test passed" in result.stderr
 
 
+@pytest.mark.slow
+def test_app_smoke_serves_the_app_with_voila() -> None:
+    pytest.importorskip("voila")
+    result = run_cli("app", env={"KVMDBG_APP_SMOKE": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "smoke test passed: Voila answered 200" in result.stderr
+
+
 # --------------------------------------------------------------------------- with the model
 
 
