@@ -330,3 +330,21 @@ def test_a_parquet_file_with_a_flipped_data_byte_is_refused(exported: Exported) 
     raw = exported.files["parquet"]
     for pos in range(4, min(len(raw), 200)):  # the first column chunk's pages follow the 4-byte magic
         _refused_or_equal(exported, "parquet", _damage(raw, "flip", [(pos, 1)], None), f"flipping bit 0 of byte {pos}")
+
+
+_EDITOR_TOKENS = ["mov", "x0", "#1", ",", "msr", "mrs", "oslar_el1", "oslsr_el1", "brk", "#0", "b", "loop",
+                  "loop:", "hvc", "\n", " ", "[", "]", "ldr", "str", "x1", "svc", "adr", "//", "@", "é"]
+
+
+@SLOW
+@given(source=st.one_of(st.text(max_size=80),
+                        st.lists(st.sampled_from(_EDITOR_TOKENS), max_size=25).map(" ".join)))
+def test_the_program_editor_shows_any_text_as_a_result_or_an_error_in_the_widget(source: str) -> None:
+    from kvmdbg.teach.widgets import program_editor
+
+    editor = program_editor("upstream")
+    editor.source.value = source
+    editor.run_button.click()  # must not raise: errors go into the widget
+    assert editor.error.value or editor.output.value
+    if editor.error.value:
+        assert editor.last_error is not None and isinstance(editor.last_error, KvmdbgError)
