@@ -334,11 +334,9 @@ def _copy_notebooks(dest: Path) -> list[Path]:
 
 
 def _free_port() -> int:
-    import socket
+    from kvmdbg.servers import free_port
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 def _is_root() -> bool:
@@ -368,57 +366,27 @@ def _smoke(
     check: Callable[[str], str | None] | None = None,
 ) -> int:
     """Start a server, wait until ``path`` answers 200, run ``check``, shut it down."""
-    import signal
-    import subprocess
     import tempfile
-    import urllib.error
-    import urllib.request
+
+    from kvmdbg.servers import LocalServer, ServerError
 
     timeout = float(os.environ.get("KVMDBG_SMOKE_TIMEOUT", "180"))
-    base = f"http://127.0.0.1:{port}"
-    sep = "&" if "?" in path else "?"
-    url = f"{base}{path}{sep}token={token}"
     with tempfile.TemporaryDirectory(prefix="kvmdbg-smoke-") as tmp:
         env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(Path(tmp) / "runtime"))
-        log_path = Path(tmp) / "server.log"
-        _progress(f"smoke test: starting {what} on {base} ...")
-        start = time.monotonic()
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-            ok, problem = False, f"no answer from {base}{path} within {timeout:.0f} s"
-            try:
-                while time.monotonic() - start < timeout:
-                    if proc.poll() is not None:
-                        problem = f"{what} exited with status {proc.returncode} before it was ready"
-                        break
-                    try:
-                        with urllib.request.urlopen(url, timeout=10) as resp:
-                            status = resp.status
-                    except (urllib.error.URLError, OSError):
-                        status = None
-                    if status == 200:
-                        ok, problem = True, ""
-                        break
-                    time.sleep(0.25)
-                ready = time.monotonic() - start
-                if ok and check is not None:
-                    failure = check(f"{base}/{{}}{sep}token={token}")
-                    if failure:
-                        ok, problem = False, failure
-            finally:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
-        if not ok:
-            tail = log_path.read_text(errors="replace").splitlines()[-30:]
-            sys.stderr.write("\n".join(f"  | {line}" for line in tail) + "\n")
-            sys.stderr.write(f"{PROG}: error: smoke test failed: {problem}\n")
+        server = LocalServer(what, cmd, port=port, token=token, log=Path(tmp) / "server.log", env=env,
+                             ready_path=path, timeout=timeout)
+        _progress(f"smoke test: starting {what} on {server.base} ...")
+        try:
+            with server:
+                failure = check(f"{server.base}/{{}}?token={token}") if check is not None else None
+        except ServerError as e:
+            sys.stderr.write(f"{PROG}: error: smoke test failed: {_one_line(e)}\n")
             return 1
-    _progress(f"smoke test passed: {what} answered 200 after {ready:.1f} s and was shut down")
+        if failure:
+            sys.stderr.write(server.tail() + "\n")
+            sys.stderr.write(f"{PROG}: error: smoke test failed: {failure}\n")
+            return 1
+    _progress(f"smoke test passed: {what} answered 200 after {server.ready_after:.1f} s and was shut down")
     return 0
 
 
@@ -450,27 +418,17 @@ def cmd_lab(args: argparse.Namespace) -> int:
         return 0
     if importlib.util.find_spec("jupyterlab") is None:
         raise CliError("JupyterLab is not installed in this Python; pip install 'jupyterlab>=4'", code=1)
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.root_dir={root}",
-    ]
-    if _is_root():
-        cmd.append("--allow-root")
     if _env_true("KVMDBG_LAB_SMOKE"):
         import secrets
 
-        port = args.port or _free_port()
-        token = secrets.token_hex(16)
-        cmd += [
-            "--no-browser",
-            f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-        ]
+        from kvmdbg.servers import lab_command
+
+        port, token = args.port or _free_port(), secrets.token_hex(16)
+        cmd = lab_command(port, token, root, allow_root=_is_root())
         return _smoke("JupyterLab", cmd, port, token, "/api/status", _lab_contents_check(notebooks, root))
+    cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={root}"]
+    if _is_root():
+        cmd.append("--allow-root")
     if args.port:
         cmd.append(f"--ServerApp.port={args.port}")
     if args.no_browser:
@@ -487,14 +445,14 @@ def cmd_app(args: argparse.Namespace) -> int:
     notebook = _NOTEBOOK_DIR / _APP_NOTEBOOK
     if not notebook.is_file():
         raise CliError(f"this installation ships no app notebook ({str(notebook)!r} is missing)", code=1)
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--Voila.ip=127.0.0.1"]
     if _env_true("KVMDBG_APP_SMOKE"):
         import secrets
 
-        port = args.port or _free_port()
-        token = secrets.token_hex(16)
-        cmd += ["--no-browser", f"--port={port}", "--Voila.port_retries=0", f"--token={token}"]
-        return _smoke("Voila", cmd, port, token, "/")
+        from kvmdbg.servers import voila_command
+
+        port, token = args.port or _free_port(), secrets.token_hex(16)
+        return _smoke("Voila", voila_command(notebook, port, token), port, token, "/")
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--Voila.ip=127.0.0.1"]
     cmd.append(f"--port={args.port or 8866}")
     if args.no_browser:
         cmd.append("--no-browser")

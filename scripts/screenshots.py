@@ -18,96 +18,25 @@ Each PNG must stay under 300 KB; the script fails otherwise.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kvmdbg.servers import LocalServer, free_port, lab_command, private_jupyter_home, voila_command  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
 MAX_BYTES = 300 * 1024
 TIMEOUT_MS = 60_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str | None, port: int, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if url is None:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return
-            else:
-                with urllib.request.urlopen(url, timeout=5) as resp:
-                    if resp.status == 200:
-                        return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{what} did not start within 90 s:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-@contextmanager
-def _server(what: str, cmd: list[str], env: dict[str, str], cwd: Path, log: Path, port: int,
-            ready_url: str | None) -> Iterator[None]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-        try:
-            _wait(ready_url, port, proc, what, log)
-            yield
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-def _home(tmp: Path) -> dict[str, str]:
-    """Private Jupyter dirs and settings (no news toast, no autosave), a copy of notebooks/; the env."""
-    for name in ("config", "runtime", "data", "ipython", "workspaces", "settings"):
-        (tmp / name).mkdir()
-    for rel, value in {
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-            {"fetchNews": "false", "checkForUpdates": False},
-        "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
-    }.items():
-        path = tmp / "settings" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(value))
-    shutil.copytree(ROOT / "notebooks", tmp / "notebooks")
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-               JUPYTER_DATA_DIR=str(tmp / "data"), IPYTHONDIR=str(tmp / "ipython"),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    env.pop("JUPYTER_PATH", None)
-    return env
 
 
 def _local_only(route: Any) -> None:
@@ -134,13 +63,10 @@ def _save(page_or_locator: Any, path: Path) -> None:
 
 
 def shoot_lab(browser: Any, expect: Any, tmp: Path, env: dict[str, str], out: Path) -> None:
-    port, token = _free_port(), secrets.token_hex(16)
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={tmp / 'notebooks'}", f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
-           f"--LabApp.user_settings_dir={tmp / 'settings'}", "--LabApp.news_url="]
+    port, token = free_port(), secrets.token_hex(16)
     base = f"http://127.0.0.1:{port}"
-    with _server("JupyterLab", cmd, env, tmp, tmp / "lab.log", port, f"{base}/api/status?token={token}"):
+    with LocalServer("JupyterLab", lab_command(port, token, tmp / "notebooks", tmp), port=port, token=token,
+                     log=tmp / "lab.log", env=env, cwd=tmp):
         page = _page(browser, 1200, 900)
         page.goto(f"{base}/lab/tree/00-welcome.ipynb?token={token}")
         expect(page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\|\s*Idle\s*$")).first).to_be_visible()
@@ -167,10 +93,9 @@ def shoot_lab(browser: Any, expect: Any, tmp: Path, env: dict[str, str], out: Pa
 
 
 def shoot_compare(browser: Any, expect: Any, tmp: Path, env: dict[str, str], out: Path) -> None:
-    port, token = _free_port(), secrets.token_hex(16)
-    cmd = [sys.executable, "-m", "voila", str(tmp / "notebooks" / "app.ipynb"), "--no-browser",
-           "--Voila.ip=127.0.0.1", f"--port={port}", "--Voila.port_retries=0", f"--token={token}"]
-    with _server("Voila", cmd, env, tmp / "notebooks", tmp / "voila.log", port, None):
+    port, token = free_port(), secrets.token_hex(16)
+    with LocalServer("Voila", voila_command(tmp / "notebooks" / "app.ipynb", port, token), port=port, token=token,
+                     log=tmp / "voila.log", env=env, cwd=tmp / "notebooks", ready_path=None):
         page = _page(browser, 1000, 2400)  # tall: the panel must fit without Voila's own scrolling
         page.goto(f"http://127.0.0.1:{port}/?token={token}", timeout=TIMEOUT_MS)
         panel = page.locator(".kvmdbg-compare")
@@ -198,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kvmdbg-shots-") as t, sync_playwright() as pw:
         tmp = Path(t)
-        env = _home(tmp)
+        env = private_jupyter_home(tmp, ROOT / "notebooks", pythonpath=ROOT)
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             shoot_lab(browser, expect, tmp, env, out)

@@ -13,24 +13,17 @@ browser here: it launches ``/usr/bin/chromium``.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+
+from kvmdbg.servers import LocalServer, free_port, lab_command, private_jupyter_home, voila_command
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -127,67 +120,8 @@ def wait_step(page: Any, scope: str, event: Any) -> None:
 # --------------------------------------------------------------------------- servers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _tree_hash(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.ipynb"))}
-
-
-class Server:
-    """A server process started for the tests, with its log, stopped with SIGTERM."""
-
-    def __init__(self, what: str, cmd: list[str], env: dict[str, str], cwd: Path, log: Path,
-                 port: int, token: str) -> None:
-        self.what, self.port, self.token, self.log = what, port, token, log
-        self.base = f"http://127.0.0.1:{port}"
-        self._log_file = log.open("wb")
-        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-
-    def tail(self, n: int = 40) -> str:
-        lines = self.log.read_text(errors="replace").splitlines()[-n:]
-        return "\n".join(f"  | {line}" for line in lines)
-
-    def wait_http(self, path: str) -> None:
-        url = f"{self.base}{path}{'&' if '?' in path else '?'}token={self.token}"
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.what} exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.what} did not answer {path} within {SERVER_START_TIMEOUT:.0f} s:\n{self.tail()}")
-
-    def wait_port(self) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.what} exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"{self.what} did not listen on {self.port} within {SERVER_START_TIMEOUT:.0f} s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log_file.close()
 
 
 @pytest.fixture(scope="session")
@@ -199,71 +133,33 @@ def repo_notebooks() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def jupyter_home(tmp_path_factory: pytest.TempPathFactory, repo_notebooks: dict[str, str]) -> Path:
-    """Private Jupyter dirs, settings without the news toast and autosave, and a copy of notebooks/."""
+def jupyter_home(tmp_path_factory: pytest.TempPathFactory, repo_notebooks: dict[str, str]) -> tuple[Path, dict]:
+    """Private Jupyter dirs and quiet settings, a copy of notebooks/, and the servers' environment."""
     home = tmp_path_factory.mktemp("jupyter")
-    for name in ("config", "runtime", "data", "ipython", "workspaces", "settings"):
-        (home / name).mkdir()
-    settings = {
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-            {"fetchNews": "false", "checkForUpdates": False},
-        "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
-    }
-    for rel, value in settings.items():
-        path = home / "settings" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(value))
-    shutil.copytree(NOTEBOOKS, home / "notebooks")  # copies files, also when notebooks/ is reached by a link
-    return home
-
-
-def _server_env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        JUPYTER_CONFIG_DIR=str(home / "config"),
-        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        JUPYTER_DATA_DIR=str(home / "data"),
-        IPYTHONDIR=str(home / "ipython"),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    )
-    env.pop("JUPYTER_PATH", None)
-    return env
+    return home, private_jupyter_home(home, NOTEBOOKS, pythonpath=ROOT)
 
 
 @pytest.fixture(scope="session")
-def lab_server(jupyter_home: Path) -> Iterator[Server]:
+def lab_server(jupyter_home: tuple[Path, dict]) -> Iterator[LocalServer]:
     pytest.importorskip("jupyterlab")
-    port, token = _free_port(), secrets.token_hex(16)
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-           "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={jupyter_home / 'notebooks'}",
-           f"--LabApp.workspaces_dir={jupyter_home / 'workspaces'}",
-           f"--LabApp.user_settings_dir={jupyter_home / 'settings'}", "--LabApp.news_url="]
-    server = Server("JupyterLab", cmd, _server_env(jupyter_home), jupyter_home, jupyter_home / "lab.log",
-                    port, token)
-    try:
-        server.wait_http("/api/status")
+    home, env = jupyter_home
+    port, token = free_port(), secrets.token_hex(16)
+    with LocalServer("JupyterLab", lab_command(port, token, home / "notebooks", home), port=port, token=token,
+                     log=home / "lab.log", env=env, cwd=home, timeout=SERVER_START_TIMEOUT) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
-def voila_server(jupyter_home: Path) -> Iterator[Server]:
+def voila_server(jupyter_home: tuple[Path, dict]) -> Iterator[LocalServer]:
     pytest.importorskip("voila")
-    app = jupyter_home / "notebooks" / "app.ipynb"
+    home, env = jupyter_home
+    app = home / "notebooks" / "app.ipynb"
     if not app.is_file():
         pytest.skip("notebooks/app.ipynb does not exist")
-    port, token = _free_port(), secrets.token_hex(16)
-    cmd = [sys.executable, "-m", "voila", str(app), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
-           "--Voila.port_retries=0", f"--token={token}"]
-    server = Server("Voila", cmd, _server_env(jupyter_home), jupyter_home / "notebooks",
-                    jupyter_home / "voila.log", port, token)
-    try:
-        server.wait_port()
+    port, token = free_port(), secrets.token_hex(16)
+    with LocalServer("Voila", voila_command(app, port, token), port=port, token=token, log=home / "voila.log",
+                     env=env, cwd=home / "notebooks", ready_path=None, timeout=SERVER_START_TIMEOUT) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -308,7 +204,7 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 # --------------------------------------------------------------------------- the tests
 
 
-def test_lab_in_jupyterlab(page: Any, lab_server: Server, repo_notebooks: dict[str, str]) -> None:
+def test_lab_in_jupyterlab(page: Any, lab_server: LocalServer, repo_notebooks: dict[str, str]) -> None:
     """00-welcome in JupyterLab: Run All, then OSLK and step change the table as the model says."""
     from kvmdbg import Machine
 
@@ -357,7 +253,7 @@ def test_lab_in_jupyterlab(page: Any, lab_server: Server, repo_notebooks: dict[s
     assert _tree_hash(NOTEBOOKS) == repo_notebooks
 
 
-def test_app_in_voila(page: Any, voila_server: Server, repo_notebooks: dict[str, str]) -> None:
+def test_app_in_voila(page: Any, voila_server: LocalServer, repo_notebooks: dict[str, str]) -> None:
     """The Voila app: switch to upstream, set OSLK, step; the table follows the model."""
     from kvmdbg import Machine
 
