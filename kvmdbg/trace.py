@@ -78,9 +78,13 @@ class Snapshot:
             a, b = self.values.get(key), other.values.get(key)
             if a != b:
                 out.append(Change(key[0], key[1], None if key[2] < 0 else key[2], a, b))
+        # Where each vCPU runs (1 = in the guest) and whether it is loaded, as 0/1 changes.
         for i, (a, b) in enumerate(zip(self.where, other.where, strict=False)):
             if a != b:
-                out.append(Change("where", "vcpu", i, None, None))
+                out.append(Change("where", "in_guest", i, int(a == "guest"), int(b == "guest")))
+        for i, (a, b) in enumerate(zip(self.loaded, other.loaded, strict=False)):
+            if a != b:
+                out.append(Change("kvm", "loaded", i, int(a), int(b)))
         return out
 
 

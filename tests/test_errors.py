@@ -111,3 +111,17 @@ def test_trace_false_records_nothing():
 def test_errors_are_kvmdbg_errors():
     for cls in (PatchError, UnknownRegisterError, RegisterValueError, VcpuIndexError):
         assert issubclass(cls, KvmdbgError)
+
+
+def test_snapshot_diffs_name_value_changes_and_where_the_vcpu_went():
+    m = Machine("p2", vhe=True)
+    before = m.snapshot()
+    m.vcpu_load()
+    after_load = m.snapshot()
+    at_load = {(c.location, c.register): (c.before, c.after) for c in before.diff(after_load)}
+    assert at_load[("kvm", "loaded")] == (0, 1)
+    assert at_load[("physical", "OSLSR_EL1")] == (0x8, 0xA)  # VHE: the guest's reset lock reaches the PE at load
+    m.enter_guest()
+    at_entry = {(c.location, c.register): (c.before, c.after) for c in after_load.diff(m.snapshot())}
+    assert at_entry[("where", "in_guest")] == (0, 1)
+    assert ("physical", "OSLSR_EL1") not in at_entry
