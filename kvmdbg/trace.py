@@ -144,12 +144,18 @@ class Trace:
         return rows
 
     def to_dataframe(self) -> pd.DataFrame:
-        """Long format: one row per (step, location, register[, vcpu]) with its value after the step."""
+        """Long format: one row per (step, location, register[, vcpu]) with its value after the step.
+
+        The result is a :class:`kvmdbg.frames.HexFrame`: a DataFrame whose ``value`` column holds
+        the integers, displayed in hex.
+        """
         import pandas as pd
+
+        from kvmdbg.frames import HexFrame
 
         columns = ["step", "phase", "function", "file", "vcpu", "location", "register", "value", "detail"]
         records = self.to_records()
-        df = pd.DataFrame(records, columns=columns)
+        df = HexFrame(records, columns=columns)
         # Build the integer columns from the Python ints: going through float64 (the default
         # for a column with None in it) would round register values above 2**53.
         df["value"] = pd.array([r["value"] for r in records], dtype="UInt64")
@@ -158,5 +164,14 @@ class Trace:
         return df
 
     def clear(self) -> None:
+        """Forget the events so far, keeping the state they led to as the new base.
+
+        Events after a clear record only what they change, so the base must hold the state
+        at the clear: otherwise the DataFrame would lose every watched value that did not
+        change afterwards.
+        """
+        state = dict(self._base)
+        for e in self._events:
+            state.update(e.changes)
         self._events.clear()
-        self._base.clear()
+        self._base = state

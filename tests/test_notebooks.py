@@ -50,7 +50,8 @@ def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     root = str(path.parent.parent)  # the kernel imports this checkout even when kvmdbg is not installed
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    # No MPLBACKEND override: the notebooks must show their charts with the defaults a learner has.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
                                      resources={"metadata": {"path": str(path.parent)}})
@@ -59,4 +60,15 @@ def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     elapsed = time.perf_counter() - t0
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+    # What a person sees: every chart cell displays a picture, and no output is only a figure's repr.
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        kinds = [set(o.get("data", {})) for o in cell.outputs]
+        for o in cell.outputs:
+            text = o.get("data", {}).get("text/plain", "")
+            assert not str(text).startswith("<Figure"), f"{path.name} cell {i} shows a figure as text: {text}"
+        if "plot." in cell.source:
+            assert any(k & {"image/png", "image/svg+xml"} for k in kinds), \
+                f"{path.name} cell {i} calls kvmdbg.plot but displays no image: {kinds}"
     assert elapsed < 60, f"{path.name} took {elapsed:.1f} s"

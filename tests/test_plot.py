@@ -92,11 +92,70 @@ def test_timeline_from_each_source(machine: Machine, source: str) -> None:
     src = {"machine": machine, "trace": machine.trace, "dataframe": machine.trace.to_dataframe()}[source]
     fig = plot.timeline(src, "OSLSR_EL1", "OSLK", last=40)
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["physical", "vcpu", "host", "guest_view"]
+    # Each lane carries its own 0/1 scale; the lane names stand beside it.
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1"] * 4
+    names = {t.get_text() for t in ax.texts}
+    assert {"physical", "vcpu", "host", "guest_view"} <= names
+    # Only the steps where a copy changed are named: here vcpu_load putting the guest's lock on the PE.
     labels = [t.get_text() for t in ax.get_xticklabels()]
-    assert len(labels) == min(40, len(machine.trace)) and any("vcpu_put" in s for s in labels)
+    assert 0 < len(labels) < 10 and any("sysreg_restore_el1_state" in s for s in labels)
     assert all(t.get_rotation() == 90 for t in ax.get_xticklabels())
+    # Who runs: a VHE host runs KVM at EL2, the guest at EL1, and the shading says so.
+    assert "host EL2" in names and "VHE" in ax.get_title(loc="left")
     _assert_legible(fig)
+
+
+def test_a_long_baseline_timeline_names_only_the_changes() -> None:
+    m = Machine("baseline")
+    m.guest_write("OSLAR_EL1", 1)
+    m.guest_read("OSLSR_EL1")
+    m.vcpu_put()
+    fig = plot.timeline(m)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert len(m.trace) > 40 and len(labels) <= 6  # was one rotated label per step (46 of them)
+
+
+@pytest.mark.parametrize("phase,file,vhe,who", [
+    ("guest", "", False, "guest EL1"), ("guest", "", True, "guest EL1"),
+    ("enter", "arch/arm64/kvm/hyp/nvhe/switch.c", False, "hyp EL2"),
+    ("enter", "arch/arm64/kvm/hyp/entry.S", False, "hyp EL2"),
+    ("enter", "arch/arm64/kvm/debug.c", False, "host EL1"),
+    ("handle", "arch/arm64/kvm/sys_regs.c", True, "host EL2"),
+    ("enter", "arch/arm64/kvm/hyp/vhe/switch.c", True, "host EL2"),
+])
+def test_runner_names_who_runs_at_which_el(phase: str, file: str, vhe: bool, who: str) -> None:
+    assert plot.runner(phase, file, vhe) == who
+
+
+def test_timelines_align_nvhe_and_vhe_phase_by_phase() -> None:
+    ms = {}
+    for label, vhe in (("nVHE", False), ("VHE", True)):
+        m = Machine("p2", vhe=vhe)
+        m.guest_write("OSLAR_EL1", 0)
+        m.vcpu_put()
+        ms[label] = m
+    assert len(ms["nVHE"].trace) != len(ms["VHE"].trace)  # different step counts ...
+    fig = plot.timelines(ms)
+    a, b = fig.axes[:2]
+    assert a.get_xlim() == b.get_xlim()  # ... on one phase axis
+    assert [t.get_text() for t in b.get_xticklabels()][:4] == ["boot", "reset", "vcpu_load", "enter"]
+    _assert_legible(fig)
+    with pytest.raises(ValueError):
+        plot.timelines({})
+
+
+def test_every_chart_displays_itself_as_a_png(machine: Machine) -> None:
+    from IPython.core.formatters import DisplayFormatter
+
+    compare = pytest.importorskip("kvmdbg.teach.compare")
+    charts = [plot.bitfield("OSLSR_EL1", 0xA), plot.bitfields("OSLSR_EL1", {"a": 0x8, "b": 0xA}),
+              plot.timeline(machine), plot.timelines({"one": machine}),
+              plot.matrix(compare.compare("oslock-toggle", ["baseline", "p2"]))]
+    for fig in charts:
+        data, _ = DisplayFormatter().format(fig)
+        assert data["image/png"].startswith(b"\x89PNG")
+        assert not data["text/plain"].startswith("<Figure")
+        assert "kvmdbg chart" in data["text/plain"]
 
 
 def test_timeline_sources_agree(machine: Machine) -> None:

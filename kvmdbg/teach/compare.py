@@ -58,7 +58,9 @@ def compare(scenario: str | Callable[[Any], Any], variants: Iterable[Any] = VARI
         keys += [k for k in col if k not in keys]
     index = pd.MultiIndex.from_tuples(keys, names=["location", "register"])
     data = {name: [col.get(k) for k in keys] for name, col in columns.items()}
-    return pd.DataFrame(data, index=index, dtype=object)
+    from kvmdbg.frames import HexFrame
+
+    return HexFrame(data, index=index, dtype=object)
 
 
 def selftest_table(variants: Iterable[str] = VARIANTS) -> pd.DataFrame:
