@@ -1,0 +1,47 @@
+"""Test-wide settings: hypothesis runs deterministically by default.
+
+Two hypothesis profiles (select one with ``HYPOTHESIS_PROFILE``):
+
+- ``default``: derandomized, no example database. The same commit always generates the
+  same examples, so CI cannot go red or green by chance; each failure that a search ever
+  found is kept as an explicit ``@example`` next to its test.
+- ``explore``: random search with ten times each test's ``max_examples`` and a local
+  example database (``.hypothesis/``). Run it by hand, or as CI's non-blocking step:
+  ``HYPOTHESIS_PROFILE=explore .venv/bin/python -m pytest -m "not browser" -k "hypothesis or fuzz or propert"``
+  and turn whatever it finds into an ``@example``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("default", derandomize=True, database=None, deadline=None,
+                          print_blob=True)
+settings.register_profile("explore", derandomize=False, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
+settings.load_profile(PROFILE)
+
+EXPLORE_FACTOR = 10
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``explore``, give every hypothesis test ten times its examples."""
+    if PROFILE != "explore":
+        return
+    for item in items:
+        test = getattr(item, "obj", None)
+        if getattr(test, "hypothesis", None) is None:
+            continue
+        for fn in (test, test.hypothesis.inner_test):
+            own = getattr(fn, "_hypothesis_internal_use_settings", None)
+            if own is not None:
+                fn._hypothesis_internal_use_settings = settings(own, derandomize=False,
+                                                                max_examples=own.max_examples * EXPLORE_FACTOR)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"hypothesis profile: {PROFILE} (set HYPOTHESIS_PROFILE=explore for a random search)"
