@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
-__all__ = ["Chart", "bitfield", "bitfields", "timeline", "timelines", "runner", "matrix", "selftest_grid", "timeline_data"]
+__all__ = ["Chart", "bitfield", "bitfields", "timeline", "timelines", "runner", "matrix", "selftest_grid",
+           "timeline_data"]
 
 FONT = 11
 INK = "#1f1f1f"
@@ -303,6 +304,7 @@ def _draw_timeline(ax: Axes, xs: list[float], x_end: float, lanes: dict[str, lis
                    f: Any, runners: list[str], phases: list[str], *, label_values: bool = True) -> list[int]:
     """Lanes with a 0..top scale over shaded 'who runs' bands; returns the indexes where a lane changed."""
     import math
+
     from matplotlib.transforms import blended_transform_factory
 
     _style(ax)
@@ -420,7 +422,7 @@ def timelines(sources: Mapping[str, Any], register: str = "OSLSR_EL1", field: st
     bottom, top = 1.2 / height, 1 - 0.5 / height
     h = (top - bottom) / len(rows)
     axes = []
-    for i, (label, (steps, funcs, phases, files, lanes)) in enumerate(rows.items()):
+    for i, (label, (steps, _funcs, phases, files, lanes)) in enumerate(rows.items()):
         ax = fig.add_axes((0.15, bottom + (len(rows) - 1 - i) * h + 0.06 * h, 0.83, 0.72 * h))
         axes.append(ax)
         xs, runs = layouts[label]
