@@ -418,12 +418,12 @@ def timelines(sources: Mapping[str, Any], register: str = "OSLSR_EL1", field: st
     layouts = {label: _phase_positions(row[2]) for label, row in rows.items()}
     width = max(len(runs) for _, runs in layouts.values())
     height = 3.4 * len(rows) + 1.8
-    fig = _figure(max(8.0, min(16.0, 0.45 * width + 4)), height, dpi)
+    fig = _figure(max(10.0, min(16.0, 0.45 * width + 4)), height, dpi)
     bottom, top = 1.2 / height, 1 - 0.5 / height
     h = (top - bottom) / len(rows)
     axes = []
     for i, (label, (steps, _funcs, phases, files, lanes)) in enumerate(rows.items()):
-        ax = fig.add_axes((0.15, bottom + (len(rows) - 1 - i) * h + 0.06 * h, 0.83, 0.72 * h))
+        ax = fig.add_axes((0.16, bottom + (len(rows) - 1 - i) * h + 0.06 * h, 0.82, 0.72 * h))
         axes.append(ax)
         xs, runs = layouts[label]
         mode = _is_vhe(sources[label], files)
