@@ -95,7 +95,7 @@ def _sample_widget() -> Any:
 def check() -> EnvReport:
     """Collect versions and problems (no side effects; display the result to see the samples)."""
     report = EnvReport(python=sys.version.split()[0])
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - the kit may be imported by an older Python by mistake
         report.problems.append(f"Python {report.python} is too old: kvmdbg needs 3.11 or newer.")
     for dist, (minimum, _) in REQUIREMENTS.items():
         try:
