@@ -25,9 +25,9 @@ Grade = tuple[bool, str]
 
 # The answer forms, in words, as each prompt shows them (answers.py has the exact rules).
 FORMS = {
-    "number": "a whole number: 7, 0x7, 0b111, '7', '0x7' (text without 0x or 0b is decimal)",
-    "bit": "the number 0 or 1 (0, 1, '0', '1'; True/False are not numbers)",
-    "hex": "a number in hex: 0x62280443, '0x62280443' or '62280443' (text without 0x is read as hex)",
+    "number": "a whole number, typed like 7, 0x7, 0b111 or '0x7' (text without 0x or 0b is decimal)",
+    "bit": "the number 0 or 1, typed like 0, 1 or '1' (True and False are not numbers)",
+    "hex": "a number in hex, typed like 0x62280443, '0x62280443' or '62280443' (text without 0x is hex here)",
     "yesno": "yes or no (True/False, 'yes'/'no', 'y'/'n', 1/0)",
     "errno": "an errno: its number (2 or -2) or its name ('ENOENT', '-ENOENT'), or 0 if the call succeeds",
     "variant": "a variant name, as a string (one of kvmdbg.VARIANTS, listed in the prompt)",
