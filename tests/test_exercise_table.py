@@ -96,6 +96,11 @@ TABLE: dict[str, Row] = {
         [0x18, "0x18", 0x3C, 1, 0x22, 0x62280420],
         NUMBER_JUNK + ["no", "unlocked", "UNDEF", 0.0],
         ["0x00"]),
+    "nb00-oslsr-locked": row(
+        [0xA, 10, "0xA", "0xa", "10", " 0xa ", "0b1010", np.uint64(10), np.int64(10)],
+        [0x8, 0x2, 0xB, 0xE, 0],
+        NUMBER_JUNK + ["locked", 10.0],
+        ["0xa", "0xA", "10"]),
     "nb01-baseline-read": row(
         [8, 0x8, "0x8", "8", "0b1000", np.uint64(8), np.int64(8)],
         [0xA, 0, 0x2, 9, 0x9, 0xFF],

@@ -17,7 +17,7 @@ from kvmdbg.teach.exercises import Exercise, Feedback, all_exercises, get, names
 
 NINE = ["reset-p2", "which-variant", "vhe-put-p2", "debugver-p3", "brk-upstream", "esr-oslar", "program-lock",
         "migration-errno", "oslsr-write-upstream"]
-LESSONS = ["01-baseline", "02-patch1", "03-patch2", "04-patch3", "05-world-switch", "06-guest-view",
+LESSONS = ["00-welcome", "01-baseline", "02-patch1", "03-patch2", "04-patch3", "05-world-switch", "06-guest-view",
            "07-userspace", "08-upstream"]
 
 
@@ -26,7 +26,7 @@ def test_the_nine_names_of_the_api_are_kept_in_order() -> None:
     assert len(set(names())) == len(names())
 
 
-def test_every_lesson_01_to_08_has_an_exercise_of_its_own() -> None:
+def test_every_lesson_00_to_08_has_an_exercise_of_its_own() -> None:
     by_lesson = X.lessons()
     for lesson in LESSONS:
         own = [n for n in by_lesson.get(lesson, []) if n.startswith(f"nb{lesson[:2]}-")]

@@ -329,6 +329,19 @@ def _ex_oslsr_write() -> Exercise:
 # -- one per lesson, notebooks 01-08 ----------------------------------------------------------------
 
 
+def _ex_nb00() -> Exercise:
+    return Exercise(
+        "nb00-oslsr-locked", "OSLSR_EL1 with the lock set",
+        "OSLSR_EL1 reads 0x8 while the OS Lock is clear: OSLM (bits 3 and 0) is 0b10 and OSLK (bit 1) is 0. A "
+        "guest whose kernel emulates the lock faithfully (upstream) sets the lock with MSR OSLAR_EL1 and then "
+        "reads OSLSR_EL1. What does it read?",
+        ("Only one field changes when the lock is set.", "OSLK is bit 1: what is 0x8 with bit 1 set?"),
+        _value(lambda: M.read_after_lock("upstream"), "what OSLSR_EL1 reads with the lock set",
+               _oslsr_close("Setting the lock sets OSLK, bit 1.")),
+        FORMS["number"], "00-welcome",
+    )
+
+
 def _ex_nb01() -> Exercise:
     return Exercise(
         "nb01-baseline-read", "Baseline: read back after asking for the lock",
@@ -479,5 +492,5 @@ def _ex_nb08() -> Exercise:
 FACTORIES: tuple[Callable[[], Exercise], ...] = (
     _ex_reset_p2, _ex_which_variant, _ex_vhe_put, _ex_debugver, _ex_brk, _ex_esr, _ex_program, _ex_migration,
     _ex_oslsr_write,
-    _ex_nb01, _ex_nb02, _ex_nb03, _ex_nb04, _ex_nb05, _ex_nb06, _ex_nb07_oslsr, _ex_nb07_id, _ex_nb08,
+    _ex_nb00, _ex_nb01, _ex_nb02, _ex_nb03, _ex_nb04, _ex_nb05, _ex_nb06, _ex_nb07_oslsr, _ex_nb07_id, _ex_nb08,
 )
