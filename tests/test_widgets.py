@@ -187,3 +187,23 @@ def test_program_editor_shows_assembly_errors() -> None:
     ed.source.value = "frobnicate x1"
     ed.run_button.click()
     assert "line 1" in ed.error.value
+
+
+@pytest.mark.parametrize("vhe", [False, True], ids=["nVHE", "VHE"])
+@pytest.mark.parametrize("variant", ["baseline", "p1", "p2", "p3", "upstream"])
+def test_program_editor_lists_no_exit_for_an_access_undefined_at_el1(variant: str, vhe: bool) -> None:
+    # MSR OSLSR_EL1 and MRS OSLAR_EL1 are UNDEFINED in the architecture: the guest takes the UNDEF
+    # at its own EL1 in every variant, so nothing reaches EL2 (BRIEF.md section 5, patch 2).
+    ed = widgets.ProgramEditor(variant, "mov x2, #1\nmsr oslsr_el1, x2\nmrs x3, oslar_el1\nmrs x4, oslsr_el1\n")
+    ed.vhe.value = vhe
+    ed.run_button.click()
+    assert ed.error.value == "", ed.error.value
+    res = ed.result
+    assert [(e.kind, e.pc, e.esr) for e in res.exceptions] == [("undef", 0x80004, 0x2000000),
+                                                               ("undef", 0x80008, 0x2000000)]
+    # only the MRS OSLSR_EL1 traps (MDCR_EL2.TDOSA): ESR_EL2 EC 0x18, Op0=2 CRn=1 CRm=1 Op2=4 Rt=4, read
+    assert [(x.reason, x.esr) for x in res.exits] == [("sysreg", 0x62280483)]
+    out = ed.output.value
+    assert "exits to the host (1)" in out and "esr=0x62280483" in out
+    assert "0x62280442" not in out  # the MSR OSLSR_EL1 syndrome the editor used to list
+    assert "pc=0x80004" in out and "esr=0x2000000" in out  # exceptions in hex
