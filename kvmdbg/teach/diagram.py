@@ -414,9 +414,11 @@ def machine_diagram(source: Machine | Snapshot, event: Event | Iterable[Event] |
             rh = _row_h(reg)
             row_y[key] = ry + rh / 2
             v = values.get(key)
+            mark = ' data-changed="1"' if key in changed else ""
+            a(f'<g data-key="{loc}:{reg}:{key[2]}" data-value="{_hex(v)}"{mark}>')
             if key in changed:
                 a(f'<rect x="{x + 3}" y="{ry + 1}" width="{_BOX_W - 6}" height="{rh - 2}" rx="3" '
-                  f'fill="{_CHANGED}" data-changed="{loc}:{reg}"/>')
+                  f'fill="{_CHANGED}"/>')
             a(_t(x + 8, ry + 14, reg, size=11, family="monospace"))
             a(_t(x + _BOX_W - 8, ry + 14, _hex(v), size=12, weight="bold", anchor="end", family="monospace",
                  cls="kvmdbg-value"))
@@ -429,6 +431,7 @@ def machine_diagram(source: Machine | Snapshot, event: Event | Iterable[Event] |
                 fields = "the read UNDEFs"
             for n, line in enumerate(_wrap(fields, 30)):
                 a(_t(x + 8, ry + 28 + 12 * n, line, size=10, fill="#333", family="monospace"))
+            a("</g>")
 
     hx = _box_x("host")
     draw_box("host", hx, _TOP, BOX_REGISTERS["host"], -1, box_h["host"],
