@@ -47,7 +47,8 @@ _CSS = """<style>
 .kvmdbg-regtable td.changed {background: #ffc857; font-weight: bold;}
 .kvmdbg-regtable td.none {color: #666;}
 .kvmdbg-error {color: #b00020;}
-.kvmdbg-phases {max-height: 260px; overflow-y: auto; border: 1px solid #bbb;}
+.kvmdbg-function, .kvmdbg-function div, .kvmdbg-function td {line-height: 1.3;}
+.kvmdbg-phases {max-height: 240px; overflow-y: auto; border: 1px solid #bbb;}
 .kvmdbg-phases table {border-collapse: collapse; font-size: 12px; color: #1f1f1f; background: #fff; width: 100%;}
 .kvmdbg-phases th, .kvmdbg-phases td {border-bottom: 1px solid #ddd; padding: 2px 6px; text-align: left;
   vertical-align: top;}
@@ -411,7 +412,7 @@ class OSLockLab(_Dashboard):
                     if e.patch_note and (len(events) == 1 or id(e) in surprising) else "")
             changed = (f"<div class='kvmdbg-changes'>{html.escape('; '.join(changes))}</div>" if changes else "")
             rows.append(f"<tr class='{cls}' data-step='{e.step}'><td>{e.step}</td><td>{html.escape(e.phase)}</td>"
-                        f"<td><b>{html.escape(e.function)}</b><br><span class='kvmdbg-file'>"
+                        f"<td><b>{html.escape(e.function)}</b> <span class='kvmdbg-file'>"
                         f"{html.escape(e.file)}</span></td><td>{html.escape(e.detail)}{changed}{note}</td></tr>")
         head = (f"this click ran {len(events)} phase{'s' if len(events) > 1 else ''} "
                 f"(step{'s' if len(events) > 1 else ''} {events[0].step}"
