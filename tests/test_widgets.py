@@ -347,6 +347,7 @@ def test_run_to_a_function_stepping_never_reaches_says_so(target: str, hint: str
     events = _click(box, "run")
     last = box.history.value.split("<br>")[-1]
     assert f"run to {target}: it never runs by stepping from here" in last and hint in last
+    assert "it never runs by stepping" in box.function.value.split("kvmdbg-notice'>", 1)[1].split("</div>")[0]
     assert 0 < len(events) < 40  # stopped after one cycle, not after the safety limit
     after = box.machine.snapshot()
     assert after.values == before.values and after.where == before.where  # back where it started

@@ -458,8 +458,13 @@ def machine_diagram(source: Machine | Snapshot, event: Event | Iterable[Event] |
             lx, ly = sx + 10, sy + 4
         else:
             skey = (arr.source, arr.register, -1 if arr.source in ("host", "physical") else (arr.vcpu or 0))
-            sy = row_y.get(skey, row_y.get((arr.source, "OSLSR_EL1", skey[2]), dy))
+            # from the same register's row, or (a box without that row) from the box's title
+            box_top = _TOP + (0 if arr.source in ("host", "physical") else skey[2] * (stack_h + 12))
+            sy = row_y.get(skey, box_top + 20)
             s_left = BOXES.index(arr.source) < BOXES.index(arr.dest)
+            if (arr.dest, arr.register) in {(b.source, b.register) for b in arrows}:
+                shift = -5 if s_left else 5  # a value moved back along the same rows: keep both apart
+                sy, dy = sy + shift, dy + shift
             sx = _box_x(arr.source) + (_BOX_W if s_left else 0)
             ex = dx0 + (0 if s_left else _BOX_W)
             bend = 30 + 8 * (arr.number % 4)
@@ -478,13 +483,13 @@ def machine_diagram(source: Machine | Snapshot, event: Event | Iterable[Event] |
 
     # -- legend: what each arrow is
     if arrows:
-        a(_t(_LEFT, legend_top, "what moved (this step):", size=12, weight="bold"))
+        a(_t(_LEFT, legend_top, "what moved:", size=12, weight="bold"))
         for k, arr in enumerate(arrows):
             origin = ("the guest's MSR" if arr.source == "guest_view" else _BOX_TITLES[arr.source][0]) \
                 if arr.source else "KVM itself"
             text = (f"({arr.number}) {arr.function} [step {arr.step}]: {arr.register} from {origin} "
                     f"to {_BOX_TITLES[arr.dest][0]}: {_hex(arr.before)} → {_hex(arr.after)}")
-            a(_t(_LEFT + 180, legend_top + 18 * k, text, size=12, family="monospace", cls="kvmdbg-arrow-label"))
+            a(_t(_LEFT + 90, legend_top + 18 * k, text, size=12, family="monospace", cls="kvmdbg-arrow-label"))
     else:
         what = f"last step: {events[-1].function} (no watched value changed)" if events else \
             "no step given: state only"
@@ -502,7 +507,7 @@ def _el_ladder(vhe: bool | None, side: str, el: int) -> list[str]:
         host2, host1 = "host kernel + KVM", "(unused: VHE)"
     else:
         host2, host1 = "KVM hyp code", "host kernel"
-    cells = [(0, 0, "EL2", host2, side == "host" and el == 2), (0, 1, "EL2", "(none: the guest has no EL2)", False),
+    cells = [(0, 0, "EL2", host2, side == "host" and el == 2), (0, 1, "EL2", "(no guest EL2)", False),
              (1, 0, "EL1", host1, side == "host" and el == 1), (1, 1, "EL1", "guest kernel", side == "guest")]
     out = [_t(x0 + cw // 2, y0 + 12, "host side", size=11, anchor="middle", fill="#555"),
            _t(x0 + cw + cw // 2, y0 + 12, "guest side", size=11, anchor="middle", fill="#555")]

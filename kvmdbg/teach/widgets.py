@@ -48,7 +48,7 @@ _CSS = """<style>
 .kvmdbg-regtable td.none {color: #666;}
 .kvmdbg-error {color: #b00020;}
 .kvmdbg-function, .kvmdbg-function div, .kvmdbg-function td {line-height: 1.3;}
-.kvmdbg-phases {max-height: 240px; overflow-y: auto; border: 1px solid #bbb;}
+.kvmdbg-phases {max-height: 400px; overflow-y: auto; border: 1px solid #bbb;}
 .kvmdbg-phases table {border-collapse: collapse; font-size: 12px; color: #1f1f1f; background: #fff; width: 100%;}
 .kvmdbg-phases th, .kvmdbg-phases td {border-bottom: 1px solid #ddd; padding: 2px 6px; text-align: left;
   vertical-align: top;}
@@ -212,6 +212,7 @@ class OSLockLab(_Dashboard):
         self.phases: list[Any] = []  # the events the last click ran
         self.surprises: list[tuple[Any, Surprise]] = []  # (event, surprise) among them
         self.diagram: Diagram | None = None
+        self.notice = ""  # what the last click has to say above its phases (a run-to that cannot end)
         self.last_render_seconds = 0.0
         self.variant.observe(self._guarded(self._on_config), names="value")
         self.vhe.observe(self._guarded(self._on_config), names="value")
@@ -243,6 +244,7 @@ class OSLockLab(_Dashboard):
                 return
             m = self.machine
             start = m.trace[-1].step if len(m.trace) else 0
+            self.notice = ""
             try:
                 action(*args)
             finally:
@@ -300,7 +302,10 @@ class OSLockLab(_Dashboard):
             evs = m.run_to(where)
             self._say(f"ran {len(evs)} step(s): now in the {m.where()}")
             return
-        self._say(self._run_to_function(target))
+        said = self._run_to_function(target)
+        if "never runs" in said:
+            self.notice = said
+        self._say(said)
 
     def _run_to_function(self, function: str) -> str:
         """Step until ``function`` runs; if the world switch cycles without it, stop and say why."""
@@ -417,7 +422,8 @@ class OSLockLab(_Dashboard):
         head = (f"this click ran {len(events)} phase{'s' if len(events) > 1 else ''} "
                 f"(step{'s' if len(events) > 1 else ''} {events[0].step}"
                 f"{'–' + str(events[-1].step) if len(events) > 1 else ''})")
-        why = "".join(
+        why = (f"<div class='kvmdbg-why kvmdbg-notice'>{html.escape(self.notice)}</div>" if self.notice else "")
+        why += "".join(
             f"<div class='kvmdbg-why'><b>Look at step {e.step}, {html.escape(e.function)}:</b> "
             f"{html.escape(e.detail)}<br>{html.escape(s.why)}</div>" for e, s in self.surprises)
         self.function.value = (f"{why}<div class='kvmdbg-phases-head'>{head}</div>"
