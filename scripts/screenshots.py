@@ -79,7 +79,9 @@ def _save(page_or_locator: Any, path: Path, budget: int = MAX_BYTES) -> None:
 
 def _open_and_run_all(page: Any, expect: Any, base: str, token: str, notebook: str) -> None:
     """Open a notebook in JupyterLab, wait for its kernel, collapse the file browser, Run All."""
-    page.goto(f"{base}/lab/tree/{notebook}.ipynb?token={token}")
+    # a workspace of its own: JupyterLab would otherwise reopen (and start kernels for) the
+    # notebooks of earlier shots
+    page.goto(f"{base}/lab/workspaces/shot-{notebook}/tree/{notebook}.ipynb?reset&token={token}")
     # the toolbar says "idle" before the kernel exists: wait for the status bar's "| Idle"
     expect(page.locator(".jp-StatusBar-TextItem", has_text=IDLE).first).to_be_visible()
     left = page.locator("#jp-left-stack")

@@ -193,6 +193,21 @@ def _read_state(source: Machine | Snapshot) -> tuple[dict[tuple[str, str, int], 
         bool(source.in_progress)
 
 
+def _host_registers(source: Machine | Snapshot) -> frozenset[str] | None:
+    """The registers KVM keeps a saved host copy of (None for a Snapshot, which does not say).
+
+    Common state (MDSCR_EL1) always; the EL1 state and the EL1 hooks' registers (patch 2's
+    OSLSR_EL1) only on nVHE, since VHE never saves the host's EL1 state.
+    """
+    if isinstance(source, Snapshot):
+        return None
+    defn = source.defn
+    regs = set(defn.common_state)
+    if not source.vhe:
+        regs |= set(defn.el1_state) | {h.register for h in defn.el1_hooks}
+    return frozenset(regs)
+
+
 def _source(ev: Event, dest: str, changed_locs: set[str], host_kept: bool) -> str | None:
     """Where the value an event wrote into ``dest`` came from, in the model's reading of the step.
 
@@ -319,6 +334,7 @@ def machine_diagram(source: Machine | Snapshot, event: Event | Iterable[Event] |
     ``before`` a previous Diagram or Snapshot, whose differing values are marked changed.
     """
     values, where, loaded, vhe, variant, in_progress = _read_state(source)
+    host_regs = _host_registers(source)
     events = _events(event)
     nr = max(1, len(where))
     prior: Mapping[tuple[str, str, int], int | None] | None
@@ -424,7 +440,9 @@ def machine_diagram(source: Machine | Snapshot, event: Event | Iterable[Event] |
                  cls="kvmdbg-value"))
             fields = decode_fields(reg, v) if reg in REGISTERS else ""
             if loc == "host" and v is None:
-                fields = "not kept (VHE)" if vhe else "not kept"
+                fields = ("not saved yet" if host_regs is not None and reg in host_regs
+                          else "not kept (VHE)" if vhe else "not kept" if host_regs is not None
+                          else "not kept, or not saved yet")
             elif loc == "vcpu" and v is None:
                 fields = "no slot in this variant"
             elif loc == "guest_view" and v is None:

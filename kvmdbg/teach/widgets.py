@@ -392,13 +392,13 @@ class OSLockLab(_Dashboard):
         self.steps_list.value = ("<b>recent steps</b><br>" + "<br>".join(
             f"<code>{s:>4} {html.escape(f)}</code>" for s, f in zip(steps, funcs, strict=False)))
 
-    def _render_phases(self, events: list[Any], before: Mapping[Any, int | None]) -> None:
+    def _render_phases(self, events: list[Any], before: Mapping[Any, int | None], first: bool = False) -> None:
         """The panel: every phase the click ran, with what it changed in hex; surprises highlighted."""
         m = self.machine
         self.phases = list(events)
         self.surprises = [(e, s) for e in events for s in SURPRISES if s.matches(e, m)]
         if not events:
-            self.function.value = "" if not len(m.trace) else \
+            self.function.value = "" if first else \
                 "<div class='kvmdbg-phases-head'>this click ran no kernel step</div>"
             return
         surprising = {id(e) for e, _ in self.surprises}
@@ -449,7 +449,7 @@ class OSLockLab(_Dashboard):
         self.status.value = (f"vCPU 0 is in the <b>{m.where()}</b>, {loaded}"
                              f"{pending}. Next step starts/continues: <code>{m.next_switch()}</code>")
         self.put_button.description = "vcpu_put" if m.loaded() else "vcpu_load"
-        self._render_phases([] if first else events, before)
+        self._render_phases([] if first else events, before, first)
         self.oslk.description = f"guest: OSLAR_EL1.OSLK = {int(self.oslk.value)}"
         self._render_table(self.values(), first)
         self._render_diagram([] if first else events)
