@@ -30,11 +30,12 @@ Instructions (Arm ARM DDI 0487, C6 "A64 Base Instruction Descriptions")
     path (``Machine.guest_write`` / ``guest_read``): the PE decides whether MDCR_EL2 /
     HCR_EL2 traps the access to EL2, and KVM's handler (``kvm_handle_sys_reg`` and the
     variant's ``trap_*`` function) emulates it. A trapped access is recorded in ``exits``
-    (reason ``"sysreg"``). An access that ends in an UNDEF (architectural, or injected by
-    ``kvm_inject_undefined``) is recorded as exception ``"undef"`` (ESR EC 0x00) and the
-    program continues at the next instruction, as a guest handler that skips the
-    instruction would. ``udf``, ``eret`` and words outside the subset are UNDEFINED here
-    too. ``msr daifset/daifclr`` with bit 3 (D) set / clear PSTATE.D.
+    (reason ``"sysreg"``); an access the architecture makes UNDEFINED at EL1 (``MRS OSLAR_EL1``,
+    ``MSR OSLSR_EL1``, an EL2 register) never reaches EL2 and is no exit. An access that ends
+    in an UNDEF (architectural, or injected by ``kvm_inject_undefined``) is recorded as
+    exception ``"undef"`` (ESR EC 0x00) and the program continues at the next instruction,
+    as a guest handler that skips the instruction would. ``udf``, ``eret`` and words outside
+    the subset are UNDEFINED here too. ``msr daifset/daifclr`` with bit 3 (D) set / clear PSTATE.D.
     ``hvc #imm`` (other than 0xffff) exits to the host with EC 0x16 (``handle_hvc`` ->
     ``kvm_hvc_call_handler``); KVM answers an unknown function id with
     ``SMCCC_RET_NOT_SUPPORTED`` (-1) in x0, which the model writes, and re-enters.
@@ -89,12 +90,14 @@ from typing import TYPE_CHECKING
 from kvmdbg.arch.a64 import decode
 from kvmdbg.arch.debug import DebugKind
 from kvmdbg.arch.esr import EC, esr, esr_sysreg
-from kvmdbg.arch.registers import lookup_encoding
+from kvmdbg.arch.registers import Access, lookup_encoding
 from kvmdbg.errors import GuestFault, RunawayGuestError
 from kvmdbg.kvm.runtime import Step
 
 if TYPE_CHECKING:
     from kvmdbg.arch.a64 import Insn, Program
+    from kvmdbg.arch.registers import SysReg
+    from kvmdbg.cpu.pe import PhysicalCPU
     from kvmdbg.machine import Machine
 
 __all__ = ["RunResult", "GuestException", "Exit", "GuestMemory", "run_program", "DONE_HVC"]
@@ -202,6 +205,18 @@ def _shifter(kind: str, amount: int, width: int) -> Callable[[int], int]:
             return (((value ^ sign) - sign) >> amount) & mask
         return asr
     return lambda value: (((value & mask) >> amount) | (value << (width - amount))) & mask
+
+
+def _undefined_at_el1(pe: PhysicalCPU, reg: SysReg, is_read: bool) -> bool:
+    """Whether ``MRS``/``MSR`` of ``reg`` is UNDEFINED at EL1 by the architecture alone.
+
+    The same rule as ``Machine._guest_access`` applies before it looks at MDCR_EL2: the Arm ARM
+    gives a write-only register no MRS form and a read-only one no MSR form (MRS OSLAR_EL1 and
+    MSR OSLSR_EL1 are UNDEFINED), and EL2 registers are not accessible from EL1.
+    """
+    if not pe.has(reg.name) or reg.el == 2:
+        return True
+    return reg.access is (Access.WO if is_read else Access.RO)
 
 
 class _Stop(Exception):
@@ -534,7 +549,11 @@ class _Runner:
                                        "model; UNDEFINED")
             rt = insn.rt
             v.pc = pc
-            trap = self.pe.traps_to_el2(reg.name) if self.pe.has(reg.name) else None
+            # An access the architecture makes UNDEFINED at EL1 (MRS of a write-only register such
+            # as OSLAR_EL1, MSR of a read-only one such as OSLSR_EL1, an EL2 register, a register
+            # this PE lacks) is taken at the guest's own EL1 before any trap to EL2 is considered,
+            # so it is no exit (Machine._guest_access raises the UNDEF without entering KVM).
+            trap = None if _undefined_at_el1(self.pe, reg, op == "mrs") else self.pe.traps_to_el2(reg.name)
             if trap and reg.encoding is not None:
                 self.result.exits.append(Exit("sysreg", pc, esr_sysreg(reg.encoding, rt, op == "mrs")))
             try:

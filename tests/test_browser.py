@@ -117,6 +117,43 @@ def wait_step(page: Any, scope: str, event: Any) -> None:
     expect(page.locator(f"{scope} .kvmdbg-function")).to_contain_text(event.function)
 
 
+_DIAGRAM = "svg.kvmdbg-diagram"
+
+
+def diagram_html(page: Any, scope: str) -> str:
+    return page.locator(f"{scope} .kvmdbg-diagram-view {_DIAGRAM}").evaluate("e => e.outerHTML")
+
+
+def check_diagram(page: Any, scope: str, machine: Any, what: str, previous: str | None = None) -> str:
+    """The lab's machine diagram is a rendered <svg> of real size showing the model's values.
+
+    With ``previous`` (the diagram's markup before a click), also that the click changed it.
+    """
+    svg = page.locator(f"{scope} .kvmdbg-diagram-view {_DIAGRAM}")
+    expect(svg).to_be_visible()
+    box = svg.bounding_box()
+    assert box is not None and box["width"] > 600 and box["height"] > 250, f"{what}: diagram is {box}"
+    want = {f"physical:{r}:-1": _hex(machine.physical(r)) for r in ("OSLSR_EL1", "MDSCR_EL1", "MDCR_EL2")}
+    want |= {"vcpu:OSLSR_EL1:0": _hex(machine.vcpu_reg("OSLSR_EL1")),
+             "guest_view:OSLSR_EL1:0": _hex(machine.guest_view("OSLSR_EL1"))}
+    try:
+        page.wait_for_function(
+            """([sel, want, prev]) => {
+                const svg = document.querySelector(sel);
+                if (!svg || (prev !== null && svg.outerHTML === prev)) return false;
+                return Object.entries(want).every(([k, v]) => {
+                    const g = svg.querySelector(`g[data-key="${k}"]`);
+                    return g && g.dataset.value === v;
+                });
+            }""", arg=[f"{scope} .kvmdbg-diagram-view {_DIAGRAM}", want, previous], timeout=UI_TIMEOUT_MS)
+    except sync_api.TimeoutError:
+        got = svg.evaluate("s => Object.fromEntries(Array.from(s.querySelectorAll('g[data-key]'))"
+                           ".map(g => [g.dataset.key, g.dataset.value]))")
+        pytest.fail(f"{what}: the diagram never showed the model's values (or never changed): want {want}, "
+                    f"page {got}")
+    return diagram_html(page, scope)
+
+
 # --------------------------------------------------------------------------- servers
 
 
@@ -223,6 +260,7 @@ def test_lab_in_jupyterlab(page: Any, lab_server: LocalServer, repo_notebooks: d
     assert highlighted(shown) == set()
     expect(page.locator(f"{scope} .kvmdbg-description")).to_contain_text("p2")
     expect(page.locator(f"{scope} .kvmdbg-description")).to_contain_text("nVHE")
+    drawn = check_diagram(page, scope, machine, "fresh p2 lab")
 
     # the guest sets the OS Lock: under p2 the PE itself is locked while the guest runs
     page.locator(f"{scope} .kvmdbg-oslk").click()
@@ -233,6 +271,11 @@ def test_lab_in_jupyterlab(page: Any, lab_server: LocalServer, repo_notebooks: d
     assert highlighted(shown) == changed(start, locked)
     expect(page.locator(f"{scope} .kvmdbg-oslk")).to_contain_text("OSLK = 1")
     expect(page.locator(f"{scope} .kvmdbg-log")).to_contain_text("MSR OSLAR_EL1, x0 (x0=1)")
+    drawn = check_diagram(page, scope, machine, "after OSLK = 1", drawn)
+    # p2's handler stored 0x1a into ESR_EL1 of the vCPU context: the panel says why, the diagram shows it
+    expect(page.locator(f"{scope} .kvmdbg-why")).to_contain_text("value and index are swapped")
+    expect(page.locator(f"{scope} .kvmdbg-diagram-view g[data-key='vcpu:ESR_EL1:0']")).to_have_attribute(
+        "data-value", "0x1a")
     page.screenshot(path=str(ARTIFACTS / "jupyterlab-locked.png"))
 
     # step through the exit one phase at a time until the host's state is back on the PE
@@ -245,6 +288,7 @@ def test_lab_in_jupyterlab(page: Any, lab_server: LocalServer, repo_notebooks: d
         now = expected_table(machine)
         shown = wait_table(page, table, now, f"after step {event.step} ({event.function})")
         assert highlighted(shown) == changed(previous, now)
+        drawn = check_diagram(page, scope, machine, f"after step {event.step}", drawn)
         previous = now
     assert previous["OSLSR_EL1@physical"] == "0x8", "p2 puts the host's OSLK (0) back on the PE at exit"
     assert previous["OSLSR_EL1@vcpu"] == "0xa", "the guest's OSLK stays saved in the vCPU context"
@@ -261,6 +305,7 @@ def test_app_in_voila(page: Any, voila_server: LocalServer, repo_notebooks: dict
     scope = ".kvmdbg-lab"
     table = f"{scope} .kvmdbg-regtable"
     wait_table(page, table, expected_table(Machine("p2")), "fresh p2 app")
+    drawn = check_diagram(page, scope, Machine("p2"), "fresh p2 app")
     expect(page.locator(".kvmdbg-compare .kvmdbg-comparetable table")).to_be_visible()
     expect(page.locator(".kvmdbg-compare img.kvmdbg-matrix")).to_be_visible()
     assert page.locator(".jp-InputArea-editor, .cm-editor").count() == 0, "Voila must show no code"
@@ -278,12 +323,14 @@ def test_app_in_voila(page: Any, voila_server: LocalServer, repo_notebooks: dict
     assert locked["OSLSR_EL1@physical"] == "0x8" and locked["OSLSR_EL1@guest_view"] == "0xa"
     shown = wait_table(page, table, locked, "upstream, after OSLK = 1")
     assert highlighted(shown) == changed(start, locked)
+    drawn = check_diagram(page, scope, machine, "upstream, after OSLK = 1", drawn)
 
     page.locator(f"{scope} .kvmdbg-step").click()
     event = machine.step()
     assert event is not None
     wait_step(page, scope, event)
     wait_table(page, table, expected_table(machine), f"upstream, after step {event.step}")
+    check_diagram(page, scope, machine, f"upstream, after step {event.step}", drawn)
     expect(page.locator(f"{scope} .kvmdbg-error")).to_have_text("")
     page.screenshot(path=str(ARTIFACTS / "voila-upstream.png"), full_page=True)
     assert _tree_hash(NOTEBOOKS) == repo_notebooks

@@ -15,22 +15,29 @@ import functools
 import html
 import time
 import traceback
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
+from kvmdbg.arch.registers import REGISTERS
 from kvmdbg.errors import GuestFault
 from kvmdbg.machine import Machine
 from kvmdbg.patches import VARIANT_DESCRIPTIONS, VARIANTS
 
-__all__ = ["OSLockLab", "lab", "ComparePanel", "compare_panel", "ProgramEditor", "program_editor",
+if TYPE_CHECKING:
+    from kvmdbg.teach.diagram import Diagram
+
+__all__ = ["OSLockLab", "lab", "Surprise", "SURPRISES", "RUN_TARGET_FUNCTIONS",
+           "ComparePanel", "compare_panel", "ProgramEditor", "program_editor",
            "TABLE_REGISTERS", "TABLE_LOCATIONS"]
 
 TABLE_REGISTERS = ("OSLSR_EL1", "OSDLR_EL1", "MDSCR_EL1", "MDCR_EL2")
 TABLE_LOCATIONS = ("physical", "vcpu", "host", "guest_view")
 TIMELINE_STEPS = 40
 TRACE_KEEP = 400
+OSLK_FIELD = REGISTERS["OSLSR_EL1"].field("OSLK")
 
 _CSS = """<style>
 .kvmdbg-regtable table {border-collapse: collapse; font-family: monospace; font-size: 13px;
@@ -40,6 +47,20 @@ _CSS = """<style>
 .kvmdbg-regtable td.changed {background: #ffc857; font-weight: bold;}
 .kvmdbg-regtable td.none {color: #666;}
 .kvmdbg-error {color: #b00020;}
+.kvmdbg-function, .kvmdbg-function div, .kvmdbg-function td {line-height: 1.3;}
+.kvmdbg-phases {max-height: 400px; overflow-y: auto; border: 1px solid #bbb;}
+.kvmdbg-phases table {border-collapse: collapse; font-size: 12px; color: #1f1f1f; background: #fff; width: 100%;}
+.kvmdbg-phases th, .kvmdbg-phases td {border-bottom: 1px solid #ddd; padding: 2px 6px; text-align: left;
+  vertical-align: top;}
+.kvmdbg-phases th {background: #e8e8e8; position: sticky; top: 0;}
+.kvmdbg-phase.kvmdbg-surprise td {background: #ffe08a;}
+.kvmdbg-file, .kvmdbg-changes {font-family: monospace; font-size: 11px; color: #444;}
+.kvmdbg-changes {color: #8a4b00;}
+.kvmdbg-note {font-size: 11px; color: #555;}
+.kvmdbg-why {border-left: 5px solid #e0a000; background: #fff6d6; color: #1f1f1f; padding: 4px 8px;
+  margin: 4px 0; font-size: 13px;}
+.kvmdbg-phases-head {font-weight: bold; margin-top: 4px;}
+.kvmdbg-diagram-view {overflow-x: auto;}
 </style>"""
 
 
@@ -74,8 +95,80 @@ class _Dashboard(W.VBox):
         return wrapper
 
 
+@dataclass(frozen=True)
+class Surprise:
+    """A step where a variant's code does something a reader would not expect, and why.
+
+    ``matches(event, machine)`` is checked for every phase a click ran; a match is highlighted
+    in the phase list and its ``why`` shown above it, so the explanation is never on a step the
+    panel does not show.
+    """
+
+    name: str
+    function: str
+    why: str
+    marker: str = ""  # a phrase of the step's detail that identifies the case
+    when: Callable[[Any], bool] | None = None  # a condition on the Machine after the click
+
+    def matches(self, event: Any, machine: Any) -> bool:
+        if event.function != self.function or (self.marker and self.marker not in event.detail):
+            return False
+        return self.when is None or bool(self.when(machine))
+
+
+def _vhe_host_keeps_guest_lock(m: Any) -> bool:
+    return bool(m.vhe) and not m.loaded() and bool(OSLK_FIELD.extract(m.physical("OSLSR_EL1")))
+
+
+# The markers are phrases of the details the patch handlers record (kvmdbg/patches/p2.py,
+# upstream.py); tests/test_widgets.py checks each case appears after the click that causes it.
+SURPRISES: tuple[Surprise, ...] = (
+    Surprise(
+        "swapped-arguments", "trap_oslar_el1",
+        "Patch 2 as posted calls vcpu_write_sys_reg(vcpu, OSLSR_EL1, new), but the 5.15 prototype is "
+        "vcpu_write_sys_reg(vcpu, u64 val, int reg): value and index are swapped. The handler stores "
+        "OSLSR_EL1's enum index (26 = 0x1a) into sys_regs[new] (TTBR1_EL1 on an unlock, ESR_EL1 on a "
+        "lock) and the stored OSLSR_EL1 never changes. That is why toggling OSLK changes nothing in the "
+        "OSLSR_EL1 row: the write went to the vCPU context slot marked in the diagram. A Linux guest "
+        "unlocking at boot (clear_os_lock) would lose its kernel page-table base in TTBR1_EL1.",
+        marker="arguments are swapped"),
+    Surprise(
+        "mdscr-masking", "kvm_arm_setup_debug",
+        "5.18 emulates the guest's OS Lock instead of writing it to the PE: while the guest's OSLK is "
+        "set, kvm_arm_setup_debug clears MDSCR_EL1.MDE and MDSCR_EL1.SS in the value the guest runs "
+        "with (its own value is kept aside and put back by kvm_arm_clear_debug), so breakpoints, "
+        "watchpoints and software step are not taken. The PE's OS Lock stays 0, and the guest still "
+        "reads its own MDSCR_EL1.",
+        marker="guest OS Lock set"),
+    Surprise(
+        "vhe-host-keeps-guest-lock", "kvm_arch_vcpu_put",
+        "VHE: vcpu_put saved the guest's EL1 state, but the host's EL1 state is never saved or "
+        "restored on VHE, so the PE keeps the guest's OS Lock (OSLSR_EL1.OSLK = 1): the host now "
+        "runs with breakpoints, watchpoints and software step blocked.",
+        when=_vhe_host_keeps_guest_lock),
+)
+
+RUN_TARGETS_STATES = ("next entry/exit", "the guest", "the host")
+# Functions a learner can run to: the world switch of both host modes, and two that stepping
+# never reaches (vcpu_put needs KVM_RUN to return; a trap handler needs a guest access).
+RUN_TARGET_FUNCTIONS = (
+    "kvm_arch_vcpu_load", "kvm_arm_setup_debug", "__sysreg_save_state_nvhe", "__sysreg_restore_state_nvhe",
+    "sysreg_save_host_state_vhe", "sysreg_restore_guest_state_vhe", "__activate_traps",
+    "__debug_switch_to_guest", "__guest_enter", "__guest_exit", "fixup_guest_exit",
+    "sysreg_save_guest_state_vhe", "__deactivate_traps",
+    "sysreg_restore_host_state_vhe", "__debug_switch_to_host", "kvm_arm_clear_debug", "kvm_arch_vcpu_put",
+    "trap_oslar_el1",
+)
+RUN_LIMIT = 200  # steps; a cycle is detected long before (one exit and entry is 12-14 steps)
+
+
 class OSLockLab(_Dashboard):
-    """The OS Lock lab: drive one Machine and watch OSLSR_EL1 in every location."""
+    """The OS Lock lab: drive one Machine and watch OSLSR_EL1 in every location.
+
+    Every click lists each phase it ran (``.phases``, rendered in ``.function``), highlights the
+    steps in :data:`SURPRISES` with their explanation (``.surprises``), and redraws the machine
+    diagram (``.diagram``, a :class:`kvmdbg.teach.diagram.Diagram`, in ``.diagram_view``).
+    """
 
     def __init__(self, variant: str = "p2", *, vhe: bool = False) -> None:
         super().__init__()
@@ -89,7 +182,9 @@ class OSLockLab(_Dashboard):
                                    tooltip="the guest writes OSLAR_EL1 with this value", layout=fit)
         self.read_button = W.Button(description="guest: read OSLSR_EL1", layout=fit)
         self.step_button = W.Button(description="step", tooltip="one phase of the next world switch", layout=fit)
-        self.run_button = W.Button(description="run to next entry/exit", layout=fit)
+        self.run_target = W.Dropdown(options=list(RUN_TARGETS_STATES) + list(RUN_TARGET_FUNCTIONS),
+                                     value="next entry/exit", layout=W.Layout(width="260px"))
+        self.run_button = W.Button(description="run to", tooltip="step until the chosen point", layout=fit)
         self.put_button = W.Button(description="vcpu_put", layout=fit)
         self.reset_button = W.Button(description="reset vCPU", layout=fit)
         self.info = W.HTML()
@@ -97,43 +192,66 @@ class OSLockLab(_Dashboard):
         self.function = W.HTML()
         self.table = W.HTML()
         self.history = W.HTML()
+        self.diagram_view = W.HTML()
         self.chart = W.Image(format="png")
         for widget, css in ((self.variant, "kvmdbg-variant"), (self.vhe, "kvmdbg-vhe"),
                             (self.oslk, "kvmdbg-oslk"),
                             (self.read_button, "kvmdbg-read"), (self.step_button, "kvmdbg-step"),
-                            (self.run_button, "kvmdbg-run"), (self.put_button, "kvmdbg-put"),
+                            (self.run_button, "kvmdbg-run"), (self.run_target, "kvmdbg-run-target"),
+                            (self.put_button, "kvmdbg-put"),
                             (self.reset_button, "kvmdbg-reset"), (self.info, "kvmdbg-description"),
                             (self.status, "kvmdbg-status"), (self.function, "kvmdbg-function"),
                             (self.table, "kvmdbg-regtable"), (self.history, "kvmdbg-log"),
-                            (self.chart, "kvmdbg-timeline")):
+                            (self.diagram_view, "kvmdbg-diagram-view"), (self.chart, "kvmdbg-timeline")):
             widget.add_class(css)
         self._timeline: Any = None
         self.steps_list = W.HTML()
         self.steps_list.add_class("kvmdbg-steps")
         self._previous: dict[tuple[str, str], int | None] = {}
         self._log_lines: list[str] = []
+        self.phases: list[Any] = []  # the events the last click ran
+        self.surprises: list[tuple[Any, Surprise]] = []  # (event, surprise) among them
+        self.diagram: Diagram | None = None
+        self.notice = ""  # what the last click has to say above its phases (a run-to that cannot end)
         self.last_render_seconds = 0.0
         self.variant.observe(self._guarded(self._on_config), names="value")
         self.vhe.observe(self._guarded(self._on_config), names="value")
-        self.oslk.observe(self._guarded(self._on_oslk), names="value")
-        self.read_button.on_click(self._guarded(self._on_read))
-        self.step_button.on_click(self._guarded(self._on_step))
-        self.run_button.on_click(self._guarded(self._on_run))
-        self.put_button.on_click(self._guarded(self._on_put))
-        self.reset_button.on_click(self._guarded(self._on_reset))
+        self.oslk.observe(self._clicked(self._on_oslk), names="value")
+        self.read_button.on_click(self._clicked(self._on_read))
+        self.step_button.on_click(self._clicked(self._on_step))
+        self.run_button.on_click(self._clicked(self._on_run))
+        self.put_button.on_click(self._clicked(self._on_put))
+        self.reset_button.on_click(self._clicked(self._on_reset))
         self.children = (
             W.HTML(_CSS),
             W.HBox([self.variant, self.vhe]),
             self.info,
             W.HBox([self.oslk, self.read_button]),
-            W.HBox([self.step_button, self.run_button, self.put_button, self.reset_button]),
-            self.status, self.function, self.table, W.HBox([self.chart, self.steps_list]), self.history,
-            self.error,
+            W.HBox([self.step_button, self.run_button, self.run_target, self.put_button, self.reset_button]),
+            self.status, self.function, self.diagram_view, self.table, W.HBox([self.chart, self.steps_list]),
+            self.history, self.error,
         )
         self._suspend = False
         self._guarded(self._refresh)(first=True)
 
     # -- model actions ---------------------------------------------------------------
+
+    def _clicked(self, action: Callable[..., Any]) -> Callable[..., Any]:
+        """An action, then a redraw that lists every phase the action ran; errors go to the error box."""
+
+        def run(*args: Any) -> None:
+            if self._suspend:
+                return
+            m = self.machine
+            start = m.trace[-1].step if len(m.trace) else 0
+            self.notice = ""
+            try:
+                action(*args)
+            finally:
+                events = [e for e in m.trace if e.step > start] if m is self.machine else []
+                self._refresh(events=events)
+
+        return self._guarded(run)
 
     def _say(self, text: str) -> None:
         self._log_lines.append(html.escape(text))
@@ -146,6 +264,7 @@ class OSLockLab(_Dashboard):
         self.machine = Machine(self.variant.value, vhe=self.vhe.value, trace=TRACE_KEEP)
         self._previous = {}
         self._log_lines = []
+        self.diagram = None
         self._say(f"new machine: {self.machine.variant}, {'VHE' if self.machine.vhe else 'nVHE'}")
         self._suspend = True
         try:
@@ -155,38 +274,58 @@ class OSLockLab(_Dashboard):
         self._refresh(first=True)
 
     def _on_oslk(self, change: dict[str, Any]) -> None:
-        if self._suspend:
-            return
         bit = int(bool(change["new"]))
         try:
             self.machine.guest_write("OSLAR_EL1", bit)
             self._say(f"guest: MSR OSLAR_EL1, x0 (x0={bit})")
         except GuestFault as e:
             self._say(f"guest: MSR OSLAR_EL1 faulted: {e.explanation}")
-        self._refresh()
 
     def _on_read(self, _: Any = None) -> None:
         try:
             v = self.machine.guest_read("OSLSR_EL1")
-            from kvmdbg.arch.registers import REGISTERS
-
             self._say(f"guest: MRS x0, OSLSR_EL1 -> {v:#x} ({REGISTERS['OSLSR_EL1'].describe(v)})")
         except GuestFault as e:
             self._say(f"guest: MRS OSLSR_EL1 faulted: {e.explanation}")
-        self._refresh()
 
     def _on_step(self, _: Any = None) -> None:
         ev = self.machine.step()
         if ev is not None:
             self._say(str(ev))
-        self._refresh()
 
     def _on_run(self, _: Any = None) -> None:
         m = self.machine
-        target = "host" if m.where() == "guest" else "guest"
-        evs = m.run_to(target)
-        self._say(f"ran {len(evs)} step(s): now in the {m.where()}")
-        self._refresh()
+        target = self.run_target.value
+        if target in RUN_TARGETS_STATES:
+            where = {"the guest": "guest", "the host": "host"}.get(
+                target, "host" if m.where() == "guest" else "guest")
+            evs = m.run_to(where)
+            self._say(f"ran {len(evs)} step(s): now in the {m.where()}")
+            return
+        said = self._run_to_function(target)
+        if "never runs" in said:
+            self.notice = said
+        self._say(said)
+
+    def _run_to_function(self, function: str) -> str:
+        """Step until ``function`` runs; if the world switch cycles without it, stop and say why."""
+        m = self.machine
+        seen: set[Any] = set()
+        steps = 0
+        while steps < RUN_LIMIT:
+            if not m.in_progress:  # a switch boundary: has the machine been in this state before?
+                snap = m.snapshot()
+                key = (tuple(sorted(snap.values.items())), snap.where, snap.loaded, m.next_switch())
+                if key in seen:
+                    return (f"run to {function}: it never runs by stepping from here. The world switch "
+                            f"came back to the same state after {steps} step(s) without running it "
+                            f"(stopped there). {_never_reached_hint(function, m.vhe)}")
+                seen.add(key)
+            ev = m.step()
+            steps += 1
+            if ev is not None and ev.function == function:
+                return f"ran {steps} step(s) to [{ev.step}] {ev.function}"
+        return f"run to {function}: not reached within {RUN_LIMIT} steps (stopped)"
 
     def _on_put(self, _: Any = None) -> None:
         m = self.machine
@@ -198,12 +337,10 @@ class OSLockLab(_Dashboard):
         else:
             m.vcpu_load()
             self._say("vcpu_load: the vCPU is loaded on the PE")
-        self._refresh()
 
     def _on_reset(self, _: Any = None) -> None:
         self.machine.reset_vcpu()
         self._say("KVM_ARM_VCPU_INIT: vCPU reset")
-        self._refresh()
 
     # -- rendering ------------------------------------------------------------------------
 
@@ -255,28 +392,81 @@ class OSLockLab(_Dashboard):
         self.steps_list.value = ("<b>recent steps</b><br>" + "<br>".join(
             f"<code>{s:>4} {html.escape(f)}</code>" for s, f in zip(steps, funcs, strict=False)))
 
-    def _refresh(self, first: bool = False) -> None:
+    def _render_phases(self, events: list[Any], before: Mapping[Any, int | None], first: bool = False) -> None:
+        """The panel: every phase the click ran, with what it changed in hex; surprises highlighted."""
+        m = self.machine
+        self.phases = list(events)
+        self.surprises = [(e, s) for e in events for s in SURPRISES if s.matches(e, m)]
+        if not events:
+            self.function.value = "" if first else \
+                "<div class='kvmdbg-phases-head'>this click ran no kernel step</div>"
+            return
+        surprising = {id(e) for e, _ in self.surprises}
+        state = dict(before)
+        rows = []
+        for e in events:
+            changes = []
+            for key, after in e.changes:
+                old = state.get(key)
+                state[key] = after
+                loc, reg, vcpu = key
+                where = f"vCPU {vcpu} {loc}" if vcpu >= 0 and len(m.kvm.vcpus) > 1 else loc
+                changes.append(f"{where} {reg}: {_hex(old)} → {_hex(after)}")
+            cls = "kvmdbg-phase kvmdbg-surprise" if id(e) in surprising else "kvmdbg-phase"
+            note = (f"<div class='kvmdbg-note'><i>patch note:</i> {html.escape(e.patch_note)}</div>"
+                    if e.patch_note and (len(events) == 1 or id(e) in surprising) else "")
+            changed = (f"<div class='kvmdbg-changes'>{html.escape('; '.join(changes))}</div>" if changes else "")
+            rows.append(f"<tr class='{cls}' data-step='{e.step}'><td>{e.step}</td><td>{html.escape(e.phase)}</td>"
+                        f"<td><b>{html.escape(e.function)}</b> <span class='kvmdbg-file'>"
+                        f"{html.escape(e.file)}</span></td><td>{html.escape(e.detail)}{changed}{note}</td></tr>")
+        head = (f"this click ran {len(events)} phase{'s' if len(events) > 1 else ''} "
+                f"(step{'s' if len(events) > 1 else ''} {events[0].step}"
+                f"{'–' + str(events[-1].step) if len(events) > 1 else ''})")
+        why = (f"<div class='kvmdbg-why kvmdbg-notice'>{html.escape(self.notice)}</div>" if self.notice else "")
+        why += "".join(
+            f"<div class='kvmdbg-why'><b>Look at step {e.step}, {html.escape(e.function)}:</b> "
+            f"{html.escape(e.detail)}<br>{html.escape(s.why)}</div>" for e, s in self.surprises)
+        self.function.value = (f"{why}<div class='kvmdbg-phases-head'>{head}</div>"
+                               f"<div class='kvmdbg-phases'><table><tr><th>step</th><th>phase</th>"
+                               f"<th>kernel function, file</th><th>what it did, what changed</th></tr>"
+                               f"{''.join(rows)}</table></div>")
+
+    def _render_diagram(self, events: list[Any]) -> None:
+        from kvmdbg.teach.diagram import machine_diagram
+
+        self.diagram = machine_diagram(self.machine, events or None, before=self.diagram)
+        self.diagram_view.value = self.diagram._repr_html_()
+
+    def _refresh(self, first: bool = False, events: list[Any] | None = None) -> None:
         t0 = time.perf_counter()
         m = self.machine
+        events = list(events or [])
+        before = dict(self.diagram.state) if self.diagram is not None else {}
         self.info.value = (f"<b>{html.escape(m.variant)}</b> ({'VHE' if m.vhe else 'nVHE'}): "
-                                  f"{html.escape(VARIANT_DESCRIPTIONS.get(m.variant, ''))}")
+                           f"{html.escape(VARIANT_DESCRIPTIONS.get(m.variant, ''))}")
         pending = f"; in the middle of {m.next_switch()}" if m.in_progress else ""
         loaded = "loaded" if m.loaded() else "not loaded"
         self.status.value = (f"vCPU 0 is in the <b>{m.where()}</b>, {loaded}"
                              f"{pending}. Next step starts/continues: <code>{m.next_switch()}</code>")
         self.put_button.description = "vcpu_put" if m.loaded() else "vcpu_load"
-        last = m.trace[-1] if len(m.trace) else None
-        if last is None:
-            self.function.value = ""
-        else:
-            note = (f"<br><i>patch note:</i> {html.escape(last.patch_note)}" if last.patch_note else "")
-            self.function.value = (f"<b>{html.escape(last.function)}</b> "
-                                   f"<span style='font-family:monospace'>({html.escape(last.file)})</span>"
-                                   f"<br>{html.escape(last.detail)}{note}")
+        self._render_phases([] if first else events, before, first)
         self.oslk.description = f"guest: OSLAR_EL1.OSLK = {int(self.oslk.value)}"
         self._render_table(self.values(), first)
+        self._render_diagram([] if first else events)
         self._render_chart()
         self.last_render_seconds = time.perf_counter() - t0
+
+
+def _never_reached_hint(function: str, vhe: bool) -> str:
+    if function == "kvm_arch_vcpu_put":
+        return "vcpu_put runs only when KVM_RUN returns to userspace: use the vcpu_put button."
+    if function.startswith("trap_"):
+        return "A trap handler runs only when the guest accesses its register: use the OSLK toggle or the read button."
+    if function.endswith("_vhe") and not vhe:
+        return f"{function} is part of the VHE world switch; this machine is nVHE (tick VHE)."
+    if function.endswith("_nvhe") and vhe:
+        return f"{function} is part of the nVHE world switch; this machine is VHE (untick VHE)."
+    return "It is not part of the world switch this machine steps through."
 
 
 def lab(variant: str = "p2", *, vhe: bool = False) -> OSLockLab:
