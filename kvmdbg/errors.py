@@ -14,7 +14,15 @@ __all__ = [
     "PatchError",
     "UnknownRegisterError",
     "RegisterValueError",
+    "RegisterTypeError",
     "VcpuIndexError",
+    "VcpuTypeError",
+    "ArgumentTypeError",
+    "ArgumentValueError",
+    "NotModelledError",
+    "RegisterNotModelledError",
+    "ArchitecturalError",
+    "DuplicateVariantError",
     "GuestFault",
     "AsmError",
     "RunawayGuestError",
@@ -53,8 +61,56 @@ class RegisterValueError(KvmdbgError, ValueError):
     """A register value that is not a 64-bit unsigned integer (or a field too wide)."""
 
 
+class RegisterTypeError(RegisterValueError, TypeError):
+    """A register value of the wrong type (a bool, a float, a string): also a TypeError."""
+
+
 class VcpuIndexError(KvmdbgError, IndexError):
     """A vCPU index that the VM does not have."""
+
+
+class VcpuTypeError(VcpuIndexError, TypeError):
+    """A vCPU index or count that is not an integer (``True``, ``1.0``, ``"0"``)."""
+
+
+class ArgumentTypeError(KvmdbgError, TypeError):
+    """An argument of the wrong type: the message names the argument, what was given and what is accepted."""
+
+
+class ArgumentValueError(KvmdbgError, ValueError):
+    """An argument of the right type but an unusable value (a negative count, an unknown mode...)."""
+
+
+class NotModelledError(KvmdbgError, LookupError):
+    """Something the real kernel has but the model does not (a register, a userspace id).
+
+    Raised instead of a kernel errno: the kernel would serve the request, so an
+    ENOENT here would be a false answer.
+    """
+
+
+class RegisterNotModelledError(NotModelledError, UnknownRegisterError):
+    """A well-formed KVM register id of a register the kernel has and the model does not.
+
+    Also an :class:`UnknownRegisterError` (a ``KeyError``): unknown to the model.
+    """
+
+    def __init__(self, name: object, message: str) -> None:
+        self.name = name
+        self.message = message
+        Exception.__init__(self, message)
+
+
+class ArchitecturalError(KvmdbgError, RuntimeError):
+    """Software on the PE did something the architecture makes UNDEFINED.
+
+    Raised only for accesses the model's own host/hypervisor code would never
+    make; guest accesses are decided by the trap logic and KVM instead.
+    """
+
+
+class DuplicateVariantError(KvmdbgError, ValueError):
+    """The same kernel asked for twice in one comparison (for example ``"p3"`` and ``{"p1", "p2", "p3"}``)."""
 
 
 class ScenarioError(KvmdbgError, ValueError):

@@ -12,12 +12,27 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from kvmdbg.arch.esr import EC, esr, esr_cp14, esr_sysreg
-from kvmdbg.arch.registers import CP14_REGISTERS, REGISTERS, Access, SysReg, check_value, lookup
+from kvmdbg.arch.registers import (
+    CP14_REGISTERS,
+    KVM_REG_ARM64_SYSREG_BASE,
+    REGISTERS,
+    Access,
+    SysReg,
+    check_value,
+    lookup,
+)
 from kvmdbg.cpu.pe import PhysicalCPU, trap_control
-from kvmdbg.errors import GuestFault, KvmdbgError, RegisterValueError, VcpuIndexError
-from kvmdbg.kvm.definition import FUNCTION_FILES
+from kvmdbg.errors import (
+    GuestFault,
+    KvmdbgError,
+    RegisterNotModelledError,
+    RegisterValueError,
+    UnknownRegisterError,
+    VcpuIndexError,
+)
+from kvmdbg.kvm.definition import FUNCTION_FILES, VHE_FUNCTION_FILES
 from kvmdbg.kvm.runtime import HCR_GUEST, Kvm, Step, TrapOutcome
-from kvmdbg.kvm.sys_regs import SysRegDesc
+from kvmdbg.kvm.sys_regs import CORE_REG_IDS, KVM_REG_ARM_CORE_BASE, SysRegDesc
 from kvmdbg.patches import resolve, variant_name
 from kvmdbg.trace import Event, Snapshot, Trace, WatchKey
 
@@ -155,6 +170,8 @@ class Machine:
 
     def _file_of(self, function: str) -> str:
         """The kernel file of a traced function: the table above, or sys_regs.c for a table handler."""
+        if self.vhe and function in VHE_FUNCTION_FILES:
+            return VHE_FUNCTION_FILES[function]
         if function in FUNCTION_FILES:
             return FUNCTION_FILES[function]
         if function in self._handler_names:
@@ -321,7 +338,7 @@ class Machine:
     def _terminal(self) -> frozenset[str]:
         """The last kernel function of the world switch in progress."""
         return {
-            "vcpu_load": frozenset({"__sysreg_restore_el1_state" if self.vhe else "kvm_arch_vcpu_load"}),
+            "vcpu_load": frozenset({"activate_traps_vhe_load" if self.vhe else "kvm_arch_vcpu_load"}),
             "vcpu_put": frozenset({"kvm_arch_vcpu_put"}),
             "enter_guest": frozenset({"__guest_enter"}),
             "exit_guest": frozenset({"kvm_arm_clear_debug"}),
@@ -425,18 +442,63 @@ class Machine:
         self.vcpu_index(vcpu)
         return self.kvm.reg_list()
 
+    def _userspace_reg(self, reg: str | int) -> tuple[SysReg | None, str | None]:
+        """What a KVM_GET/SET_ONE_REG ``reg`` names: (system register, None) or (None, core register).
+
+        ELR_EL1 and SPSR_EL1 are core registers for userspace (see CORE_REG_IDS); by name they
+        take that path, by their system-register encoding they do not exist (ENOENT, as in
+        5.15). A well-formed id of a register the model does not have is NotModelledError.
+        """
+        if isinstance(reg, str):
+            r = lookup(reg)
+            return (None, r.name) if r.name in CORE_REG_IDS else (r, None)
+        if isinstance(reg, int) and not isinstance(reg, bool):
+            for name, rid in CORE_REG_IDS.items():
+                if reg == rid:
+                    return None, name
+            try:
+                return lookup(reg), None
+            except UnknownRegisterError:
+                if reg & ~0xFFFF == KVM_REG_ARM64_SYSREG_BASE or reg & ~0xFFFF == KVM_REG_ARM_CORE_BASE:
+                    raise RegisterNotModelledError(hex(reg), (
+                        f"reg={reg:#x} is a well-formed KVM register id, but not one the model has: the "
+                        "real kernel may well serve it; kvmdbg models only the registers in "
+                        "kvmdbg.arch.registers.REGISTERS (and ELR_EL1/SPSR_EL1 as core registers)")) from None
+                raise
+        return lookup(reg), None  # raises UnknownRegisterError naming what was given
+
     def get_one_reg(self, reg: str | int, vcpu: int = 0) -> int:
+        """KVM_GET_ONE_REG; an OSError with the kernel's errno when the kernel would refuse."""
         i = self.vcpu_index(vcpu)
-        r = lookup(reg)
+        r, core = self._userspace_reg(reg)
+        if core is not None:
+            self._to_userspace(i)
+            return self.kvm.get_core_reg(i, core)
+        assert r is not None
         desc = self.defn.desc(r)
+        refused = self.kvm.refuse_one_reg(i, desc)
+        if refused is not None:
+            raise refused  # decided before the vCPU is exited or put: nothing changes
         self._to_userspace(i)
         return self.kvm.get_one_reg(i, desc)
 
     def set_one_reg(self, reg: str | int, value: int, vcpu: int = 0) -> None:
+        """KVM_SET_ONE_REG; an OSError with the kernel's errno when the kernel would refuse."""
         i = self.vcpu_index(vcpu)
-        r = lookup(reg)
-        value = check_value(value, f"value for {r.name}")
+        r, core = self._userspace_reg(reg)
+        name = core or (r.name if r is not None else "?")
+        value = check_value(value, f"value for {name}")
+        if core is not None:
+            self._to_userspace(i)
+            self.kvm.set_core_reg(i, core, value)
+            self.record(Step("set_core_reg", "userspace", f"KVM_SET_ONE_REG {core}={value:#x} "
+                             "(a core register: struct kvm_regs)", i))
+            return
+        assert r is not None
         desc = self.defn.desc(r)
+        refused = self.kvm.refuse_one_reg(i, desc, value)
+        if refused is not None:
+            raise refused  # decided before the vCPU is exited or put: nothing changes
         self._to_userspace(i)
         self.kvm.set_one_reg(i, desc, value)
         self.record(Step("kvm_arm_sys_reg_set_reg", "userspace", f"KVM_SET_ONE_REG {r.name}={value:#x}", i))

@@ -19,7 +19,8 @@ from kvmdbg.patches import VARIANTS, variant_name
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["compare", "selftest_table", "selftest_explanations"]
+__all__ = ["compare", "selftest_table", "selftest_stage_table", "selftest_run_table",
+           "selftest_explanations", "selftest_markdown", "selftest_run_markdown"]
 
 
 def _resolve(scenario: str | Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -61,8 +62,38 @@ def compare(scenario: str | Callable[[Any], Any], variants: Iterable[Any] = VARI
     return pd.DataFrame(data, index=index, dtype=object)
 
 
-def selftest_table(variants: Iterable[str] = VARIANTS) -> pd.DataFrame:
-    """Rows: selftest stages; columns (host mode, variant); values "pass"/"fail"."""
+def selftest_run_table(variants: Iterable[str] = VARIANTS) -> pd.DataFrame:
+    """What the real ``debug-exceptions`` run reports: it stops at its first failing GUEST_ASSERT.
+
+    Rows: selftest stages, then "result" (``"PASS"`` or ``"FAIL at <stage>"``); columns
+    (host mode, variant); stage values "pass", "fail" (the stage that aborted the run) or
+    "not run". :func:`selftest_stage_table` shows what each stage would do on its own.
+    """
+    import pandas as pd
+
+    from kvmdbg.machine import Machine
+    from kvmdbg.teach.scenarios import SELFTEST_STAGES, run_selftest_as_the_kernel_does
+
+    variants = list(variants)
+    data: dict[tuple[str, str], list[str]] = {}
+    for mode, vhe in (("nVHE", False), ("VHE", True)):
+        for variant in variants:
+            out = run_selftest_as_the_kernel_does(Machine(variant, vhe=vhe, trace=False))
+            first = next((s for s, v in out.items() if v == "fail"), None)
+            data[(mode, variant)] = [out[s] for s, _ in SELFTEST_STAGES] + [
+                "PASS" if first is None else f"FAIL at {first}"]
+    index = pd.Index([s for s, _ in SELFTEST_STAGES] + ["result"], name="stage")
+    frame = pd.DataFrame(data, index=index)
+    frame.columns = pd.MultiIndex.from_tuples(list(data), names=["host mode", "variant"])
+    return frame
+
+
+def selftest_stage_table(variants: Iterable[str] = VARIANTS) -> pd.DataFrame:
+    """Each selftest stage on its own (every stage runs, whatever failed before it).
+
+    Rows: selftest stages; columns (host mode, variant); values "pass"/"fail". The real test
+    stops at the first failure: :func:`selftest_run_table` shows that.
+    """
     import pandas as pd
 
     from kvmdbg.machine import Machine
@@ -79,6 +110,10 @@ def selftest_table(variants: Iterable[str] = VARIANTS) -> pd.DataFrame:
     return frame
 
 
+# The name the CLI and older notebooks use: the per-stage view.
+selftest_table = selftest_stage_table
+
+
 _WHY = {
     ("baseline", "lock"): (
         "enable_os_lock's GUEST_ASSERT(OSLSR_EL1 & 2) fails: in 5.15 KVM handles OSLAR_EL1 with "
@@ -93,11 +128,17 @@ _WHY = {
         "OSLAR_EL1=0 is lost because trap_oslar_el1 as posted passes value and register index to "
         "vcpu_write_sys_reg() in the wrong order. With the physical OS Lock set, the PE generates no "
         "breakpoint, watchpoint or step exception (BRK is unaffected)."),
+    ("p2-intended", "VHE"): (
+        "the guest's unlock does not reach the PE while the vCPU is loaded: on VHE the locked reset "
+        "value (0xA) goes onto the PE at vcpu_load, and trap_oslar_el1 (as intended) updates only "
+        "the in-memory OSLSR_EL1, because vcpu_write_sys_reg() writes OSLSR_EL1 to the CPU in no "
+        "variant (5.15 __vcpu_write_sys_reg_to_cpu() does not list it). The PE keeps the lock for "
+        "the rest of the run, and vcpu_put then saves the stale 0xA over the unlock."),
 }
 
 
 def selftest_explanations(table: pd.DataFrame | None = None) -> dict[tuple[str, str, str], str]:
-    """One sentence per failing (host mode, variant, stage) of :func:`selftest_table`."""
+    """One sentence per failing (host mode, variant, stage) of :func:`selftest_stage_table`."""
     if table is None:
         table = selftest_table()
     out: dict[tuple[str, str, str], str] = {}
@@ -109,6 +150,8 @@ def selftest_explanations(table: pd.DataFrame | None = None) -> dict[tuple[str, 
             base = "p2" if variant in ("p2", "p3") else variant
             if number >= 7 and base in ("baseline", "p1"):
                 text = _WHY[(base, "lock")]
+            elif variant == "p2-intended" and mode == "VHE":
+                text = _WHY[("p2-intended", "VHE")]
             elif base == "p2":
                 text = _WHY[("p2", "unlock")]
                 if variant == "p3":
@@ -119,9 +162,23 @@ def selftest_explanations(table: pd.DataFrame | None = None) -> dict[tuple[str, 
     return out
 
 
-def selftest_markdown() -> str:
-    """The selftest results as a Markdown table (nVHE and VHE agree in every cell, checked here)."""
-    table = selftest_table()
+def selftest_run_markdown() -> str:
+    """The real-run view (:func:`selftest_run_table`) as a Markdown table, one column per (mode, variant)."""
+    table = selftest_run_table()
+    cols = [f"{variant} ({mode})" for mode, variant in table.columns]
+    lines = ["| stage | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for stage, row in table.iterrows():
+        lines.append(f"| {stage} | " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def selftest_markdown(variants: Iterable[str] = VARIANTS[:5]) -> str:
+    """The per-stage selftest results as a Markdown table (a VHE cell that differs is shown in brackets).
+
+    Defaults to the five variants of API.md, the table the README showed before the real-run
+    view; :func:`selftest_run_markdown` is the real-run view over every variant.
+    """
+    table = selftest_table(variants)
     nvhe, vhe = table["nVHE"], table["VHE"]
     same = nvhe.equals(vhe)
     lines = ["| stage | " + " | ".join(nvhe.columns) + " |", "|---" * (len(nvhe.columns) + 1) + "|"]
