@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
 
-from kvmdbg.errors import PatchError
+from kvmdbg.errors import PatchError, PatchTypeError
 from kvmdbg.kvm.definition import BASELINE, KvmDefinition, Patch, diff
 from kvmdbg.patches import p1, p2, p2_intended, p3, upstream
 
@@ -53,12 +53,20 @@ def _patch_names(variant: str | Iterable[str]) -> tuple[str, ...]:
         key = variant.strip().lower()
         if key in _VARIANT_PATCHES:
             return _VARIANT_PATCHES[key]
+        if "+" in key:  # a canonical name from variant_name(), such as "baseline+p3" or "p1+p3"
+            return _patch_names(key.split("+"))
         raise PatchError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}, "
                          "or a set of patch names such as {'p1', 'p3'}")
     try:
-        names = {str(n).strip().lower() for n in variant}
+        items = list(variant)
     except TypeError:
-        raise PatchError(f"a variant is a name or a set of patch names, not {type(variant).__name__}") from None
+        raise PatchTypeError(f"a variant is a name or a set of patch names, not {type(variant).__name__} "
+                             f"({variant!r:.60}); choose one of {', '.join(VARIANTS)}, or a set such as "
+                             "{'p1', 'p3'}") from None
+    bad = [n for n in items if not isinstance(n, str)]
+    if bad:
+        raise PatchTypeError(f"patch names are strings such as 'p1', not {bad[0]!r}")
+    names = {n.strip().lower() for n in items}
     if "upstream" in names:
         if names != {"upstream"}:
             raise PatchError("'upstream' is a separate design (the v5 series) and cannot be mixed with the "
@@ -96,9 +104,16 @@ def resolve(variant: str | Iterable[str]) -> KvmDefinition:
 
 
 def variant_name(variant: str | Iterable[str]) -> str:
-    """A canonical name: one of VARIANTS when the set matches one, else 'p1+p3' and so on."""
+    """The name of exactly this kernel: unique to its patch set, and accepted back as a variant.
+
+    A set equal to a named variant gets that name (``{"p1", "p2"}`` is ``"p2"``). Any other
+    set is its patches joined with "+", starting from p1 if it has it (``"p1+p3"``) and from
+    the baseline otherwise (``"baseline+p3"``), so it can never equal a named variant:
+    ``{"p3"}`` alone is not ``"p3"``, which is p1+p2+p3.
+    """
     names = _patch_names(variant)
     for v, pn in _VARIANT_PATCHES.items():
         if pn == names:
             return v
-    return "+".join(names)
+    joined = "+".join(names)
+    return joined if "p1" in names else f"baseline+{joined}"

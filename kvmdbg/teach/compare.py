@@ -10,10 +10,17 @@ pandas is imported only when these functions run.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from kvmdbg.errors import ScenarioError
+from kvmdbg.errors import (
+    ArgumentTypeError,
+    ArgumentValueError,
+    DuplicateVariantError,
+    ScenarioTypeError,
+    check_flag,
+)
 from kvmdbg.patches import VARIANTS, variant_name
 
 if TYPE_CHECKING:
@@ -29,21 +36,62 @@ def _resolve(scenario: str | Callable[[Any], Any]) -> Callable[[Any], Any]:
 
         return scenarios.get(scenario)
     if callable(scenario):
+        try:
+            inspect.signature(scenario).bind(object())
+        except TypeError:
+            raise ScenarioTypeError(
+                f"scenario={scenario!r:.60} cannot be called with one Machine; a scenario is a built-in "
+                "name or a callable such as lambda m: {'x': m.guest_read('OSLSR_EL1')}") from None
+        except ValueError:  # no signature to inspect (some builtins): let the call decide
+            pass
         return scenario
-    raise ScenarioError(f"a scenario is a built-in name or a callable taking a Machine, not {scenario!r}")
+    raise ScenarioTypeError(f"scenario must be a built-in name (see kvmdbg.scenarios.names()) or a callable "
+                            f"taking a Machine, not {type(scenario).__name__} ({scenario!r:.60})")
+
+
+def _variant_list(variants: Any) -> list[tuple[str, Any]]:
+    """(canonical name, variant) per requested kernel; a kernel asked for twice is refused.
+
+    Two spellings of one kernel (``"p3"`` and ``{"p1", "p2", "p3"}``) would be one column, so
+    compare() refuses them instead of dropping one in silence.
+    """
+    if isinstance(variants, str):
+        variants = [variants]  # one variant name, not its characters
+    if variants is None or not isinstance(variants, Iterable):
+        raise ArgumentTypeError(f"variants must be a list of variants such as ['p2', 'upstream'], not "
+                                f"{type(variants).__name__} ({variants!r:.60})")
+    out: list[tuple[str, Any]] = []
+    seen: dict[str, Any] = {}
+    for v in variants:
+        name = variant_name(v)
+        if name in seen:
+            raise DuplicateVariantError(
+                f"variants lists the kernel {name!r} twice ({seen[name]!r} and {v!r}); each column is one "
+                "kernel, so give each variant once")
+        seen[name] = v
+        out.append((name, v))
+    if not out:
+        raise ArgumentValueError("variants is empty: give at least one variant, such as ['p2']")
+    return out
 
 
 def compare(scenario: str | Callable[[Any], Any], variants: Iterable[Any] = VARIANTS, *,
             vhe: bool = False) -> pd.DataFrame:
-    """One row per (location, register), one column per variant, from each final ``snapshot()``."""
+    """One row per (location, register), one column per variant, from each final ``snapshot()``.
+
+    Columns are named by :func:`kvmdbg.patches.variant_name`, unique to each kernel
+    (``{"p3"}`` is ``"baseline+p3"``). The same kernel asked for twice, under any spelling,
+    raises :class:`~kvmdbg.errors.DuplicateVariantError` before anything runs.
+    """
     import pandas as pd
 
     from kvmdbg.machine import Machine
 
     func = _resolve(scenario)
-    variants = list(variants)
+    wanted = _variant_list(variants)
+    vhe = check_flag(vhe, "vhe")
     columns: dict[str, dict[tuple[str, str], Any]] = {}
-    for variant in variants:
+    for label, variant in wanted:
         machine = Machine(variant, vhe=vhe, trace=False)
         observed = func(machine)
         col: dict[tuple[str, str], Any] = {}
@@ -53,7 +101,7 @@ def compare(scenario: str | Callable[[Any], Any], variants: Iterable[Any] = VARI
         if isinstance(observed, dict):
             for key, value in observed.items():
                 col[("scenario", str(key))] = value if not isinstance(value, dict) else repr(value)
-        columns[variant_name(variant)] = col
+        columns[label] = col
     keys: list[tuple[str, str]] = []
     for col in columns.values():
         keys += [k for k in col if k not in keys]

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kvmdbg.errors import GuestFault, ScenarioError
+from kvmdbg.errors import GuestFault, ScenarioError, ScenarioTypeError
 
 __all__ = ["Scenario", "names", "get", "register", "SELFTEST_STAGES", "run_selftest",
            "run_selftest_as_the_kernel_does"]
@@ -58,7 +58,10 @@ def names() -> tuple[str, ...]:
 
 
 def get(name: str) -> Scenario:
-    if isinstance(name, str) and name in _REGISTRY:
+    if not isinstance(name, str):
+        raise ScenarioTypeError(f"a scenario name is a str such as 'oslock-toggle', not {type(name).__name__} "
+                                f"({name!r:.60}); built-in scenarios: {', '.join(_REGISTRY)}")
+    if name in _REGISTRY:
         return _REGISTRY[name]
     close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
