@@ -288,3 +288,15 @@ def test_compare_shows_the_intended_reading_next_to_the_posted_code():
     assert list(df.loc[("scenario", "unlock lost")]) == [True, True, False]
     nvhe = kvmdbg.compare("vhe-lost-update", ["p2", "p2-intended"], vhe=False)
     assert list(nvhe.loc[("scenario", "unlock lost")]) == [True, False]
+
+
+def test_vhe_writes_an_mdcr_el2_changed_since_vcpu_load_at_the_next_entry():
+    # kvm_arm_setup_debug() (debug.c, 5.15): on VHE, mdcr_el2 changes since vcpu_load go to the PE.
+    m = Machine("baseline", vhe=True)
+    m.set_guest_debug(single_step=True)
+    m.vcpu_load()
+    assert not m.physical("MDCR_EL2") & (1 << 8)  # loaded with the value from before
+    m.enter_guest()
+    assert m.physical("MDCR_EL2") & (1 << 8)  # TDE: userspace is debugging the guest
+    setup = [e for e in m.trace if e.function == "kvm_arm_setup_debug"][-1]
+    assert "written to the PE now" in setup.detail

@@ -253,10 +253,11 @@ class Kvm:
             return
         if not vcpu.loaded:
             yield from self.vcpu_load(index)
+        orig_mdcr_el2 = vcpu.mdcr_el2
         detail = self.defn.setup_debug(self, vcpu)
-        if self.vhe and self.pe.regs["MDCR_EL2"] != vcpu.mdcr_el2:
-            # kvm_arm_setup_debug() (debug.c, 5.15): on VHE the vCPU's MDCR_EL2 is already on the
-            # PE since vcpu_load, so a change is written straight away.
+        if self.vhe and orig_mdcr_el2 != vcpu.mdcr_el2:
+            # kvm_arm_setup_debug() (debug.c, 5.15): "mdcr_el2 changes since vcpu_load" are written
+            # straight to the PE on VHE, where the vCPU's value is on the PE from load to put.
             self.pe.regs["MDCR_EL2"] = vcpu.mdcr_el2
             detail += "; VHE: the changed MDCR_EL2 is written to the PE now"
         yield Step("kvm_arm_setup_debug", "enter", detail, index)
