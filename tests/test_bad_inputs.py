@@ -148,7 +148,7 @@ def test_compare_keeps_two_different_kernels_that_used_to_share_a_name_apart():
                                           ({"p1", "p2-intended", "p3"}, "p1+p3+p2-intended")])
 def test_a_variant_name_is_unique_to_its_patch_set_and_round_trips(variant, name):
     m = Machine(variant)
-    assert m.variant == name
+    assert m.variant == name == m.defn.name
     assert Machine(name).defn.patches == m.defn.patches
 
 

@@ -8,6 +8,7 @@ replaced them. A variant is one of :data:`VARIANTS` or a set of patch names;
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from functools import lru_cache
 from types import MappingProxyType
 
@@ -95,7 +96,7 @@ def _build(names: tuple[str, ...]) -> KvmDefinition:
     defn = BASELINE
     for n in names:
         defn = defn.apply(UPSTREAM if n == "upstream" else PATCHES[n])
-    return defn
+    return replace(defn, name=variant_name(names))  # the same unique name Machine.variant shows
 
 
 def resolve(variant: str | Iterable[str]) -> KvmDefinition:
