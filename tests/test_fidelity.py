@@ -300,3 +300,14 @@ def test_vhe_writes_an_mdcr_el2_changed_since_vcpu_load_at_the_next_entry():
     assert m.physical("MDCR_EL2") & (1 << 8)  # TDE: userspace is debugging the guest
     setup = [e for e in m.trace if e.function == "kvm_arm_setup_debug"][-1]
     assert "written to the PE now" in setup.detail
+
+
+@pytest.mark.parametrize("variant", ["p2", "p3", "p2-intended"])
+def test_p2_on_nvhe_a_planted_oslsr_is_replaced_by_the_exit_before_the_guest_reads_it(variant):
+    # Follows from hyp/nvhe/switch.c: the trapped MRS exits the guest, and patch 2's
+    # __sysreg_save_el1_state() stores the PE's OSLSR (0x8) before trap_oslsr_el1 reads the
+    # context. (BRIEF section 8 recorded the VHE case; this nVHE row is the model's consequence.)
+    obs = scenarios.get("userspace-oslsr")(Machine(variant, vhe=False))
+    assert obs["SET_ONE_REG OSLSR_EL1=0x0"] == "ok"
+    assert obs["guest reads OSLSR_EL1"] == 0x8
+    assert obs["GET_ONE_REG OSLSR_EL1 after the run"] == 0x8
