@@ -10,15 +10,22 @@ from typing import TYPE_CHECKING, Any
 
 from kvmdbg.arch.registers import reg_id
 from kvmdbg.errors import (
+    ArchitecturalError,
+    ArgumentTypeError,
+    ArgumentValueError,
     AsmError,
+    DuplicateVariantError,
     GuestFault,
     KvmdbgError,
+    NotModelledError,
     PatchError,
+    RegisterTypeError,
     RegisterValueError,
     RunawayGuestError,
     ScenarioError,
     UnknownRegisterError,
     VcpuIndexError,
+    VcpuTypeError,
 )
 from kvmdbg.machine import Machine
 from kvmdbg.patches import PATCHES, UPSTREAM, VARIANTS
@@ -27,15 +34,18 @@ from kvmdbg.trace import Event, Snapshot, Trace
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArgumentTypeError", "ArgumentValueError", "ArchitecturalError", "DuplicateVariantError",
+    "NotModelledError", "RegisterTypeError", "VcpuTypeError",
     "AsmError", "Event", "GuestFault", "KvmdbgError", "Machine", "PATCHES", "PatchError",
     "RegisterValueError", "RunawayGuestError", "ScenarioError", "Snapshot", "Trace",
     "UPSTREAM", "UnknownRegisterError", "VARIANTS", "VcpuIndexError", "__version__", "assemble",
-    "compare", "lab", "plot", "reg_id", "scenarios", "selftest_table",
+    "compare", "lab", "plot", "reg_id", "scenarios", "selftest_table", "selftest_stage_table",
+    "selftest_run_table",
 ]
 
 if TYPE_CHECKING:
     from kvmdbg.arch.a64 import assemble
-    from kvmdbg.teach.compare import compare, selftest_table
+    from kvmdbg.teach.compare import compare, selftest_run_table, selftest_stage_table, selftest_table
 
 
 def __getattr__(name: str) -> Any:
@@ -48,7 +58,7 @@ def __getattr__(name: str) -> Any:
         from kvmdbg.arch.a64 import disassemble
 
         return disassemble
-    if name in ("compare", "selftest_table"):
+    if name in ("compare", "selftest_table", "selftest_stage_table", "selftest_run_table"):
         from kvmdbg.teach import compare as _c
 
         return getattr(_c, name)

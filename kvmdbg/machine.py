@@ -8,16 +8,36 @@ function at a time, and records each as an :class:`~kvmdbg.trace.Event`.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from kvmdbg.arch.esr import EC, esr, esr_cp14, esr_sysreg
-from kvmdbg.arch.registers import CP14_REGISTERS, REGISTERS, Access, SysReg, check_value, lookup
+from kvmdbg.arch.registers import (
+    CP14_REGISTERS,
+    KVM_REG_ARM64_SYSREG_BASE,
+    REGISTERS,
+    Access,
+    SysReg,
+    check_value,
+    lookup,
+)
 from kvmdbg.cpu.pe import PhysicalCPU, trap_control
-from kvmdbg.errors import GuestFault, KvmdbgError, RegisterValueError, VcpuIndexError
-from kvmdbg.kvm.definition import FUNCTION_FILES
+from kvmdbg.cpu.profiles import get_profile
+from kvmdbg.errors import (
+    ArgumentTypeError,
+    ArgumentValueError,
+    GuestFault,
+    RegisterNotModelledError,
+    RegisterValueError,
+    UnknownRegisterError,
+    VcpuIndexError,
+    VcpuTypeError,
+    check_count,
+    check_flag,
+)
+from kvmdbg.kvm.definition import FUNCTION_FILES, VHE_FUNCTION_FILES
 from kvmdbg.kvm.runtime import HCR_GUEST, Kvm, Step, TrapOutcome
-from kvmdbg.kvm.sys_regs import SysRegDesc
+from kvmdbg.kvm.sys_regs import CORE_REG_IDS, KVM_REG_ARM_CORE_BASE, SysRegDesc
 from kvmdbg.patches import resolve, variant_name
 from kvmdbg.trace import Event, Snapshot, Trace, WatchKey
 
@@ -36,6 +56,14 @@ WATCHED = {"physical": WATCHED_PHYSICAL, "vcpu": WATCHED_CONTEXT, "host": WATCHE
 _SITE_RT = 0  # the general register guest_write/guest_read use (x0 / r0)
 
 
+def _addresses(value: object, name: str) -> list[object]:
+    """An iterable of addresses as a list, or an ArgumentTypeError naming the argument."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ArgumentTypeError(f"{name} must be a list of addresses such as [0x80010], not "
+                                f"{type(value).__name__} ({value!r:.60})")
+    return list(value)
+
+
 class Machine:
     """A physical PE running Linux with KVM at ``variant`` and one VM of ``vcpus`` vCPUs."""
 
@@ -52,25 +80,27 @@ class Machine:
     ) -> None:
         defn = resolve(variant)  # PatchError before anything is built
         self.variant = variant_name(variant)
-        try:
-            nr = operator.index(vcpus)
-        except TypeError:
-            raise VcpuIndexError(f"vcpus must be a whole number, not {vcpus!r}") from None
+        vhe = check_flag(vhe, "vhe")
+        pmu = check_flag(pmu, "pmu")
+        if isinstance(vcpus, bool) or not isinstance(vcpus, int) and not hasattr(vcpus, "__index__"):
+            raise VcpuTypeError(f"vcpus must be a whole number from 1 to 8, not {type(vcpus).__name__} "
+                                f"({vcpus!r})")
+        nr = operator.index(vcpus)
         if not 1 <= nr <= 8:
             raise VcpuIndexError(f"vcpus={nr}: the model supports 1 to 8 vCPUs on its one PE")
         if isinstance(trace, bool):
             maxlen, enabled = None, trace
         else:
-            try:
-                maxlen, enabled = operator.index(trace), True
-            except TypeError:
-                raise ValueError(f"trace must be True, False or a positive event count, not {trace!r}") from None
-            if maxlen < 1:
-                raise ValueError(f"trace={maxlen}: give a positive number of events to keep, or False")
+            maxlen, enabled = check_count(trace, "trace (True, False or a number of events to keep)", 1), True
+        if isinstance(aarch32, (str, bytes)) or not isinstance(aarch32, Iterable):
+            raise ArgumentTypeError(f"aarch32 must be a collection of vCPU indices such as {{0}}, not "
+                                    f"{type(aarch32).__name__} ({aarch32!r})")
         a32 = frozenset(aarch32)
-        bad = [i for i in a32 if not (isinstance(i, int) and 0 <= i < nr)]
+        bad = [i for i in a32 if isinstance(i, bool) or not (isinstance(i, int) and 0 <= i < nr)]
         if bad:
-            raise VcpuIndexError(f"aarch32={sorted(a32)!r} names vCPUs this VM does not have (0..{nr - 1})")
+            raise VcpuIndexError(f"aarch32={sorted(a32, key=repr)!r} names vCPUs this VM does not have "
+                                 f"(give indices 0..{nr - 1})")
+        get_profile(cpu)  # ArgumentTypeError / ArgumentValueError before anything is built
         self.vhe = bool(vhe)
         self.defn = defn
         self.pe = PhysicalCPU(cpu)
@@ -155,6 +185,8 @@ class Machine:
 
     def _file_of(self, function: str) -> str:
         """The kernel file of a traced function: the table above, or sys_regs.c for a table handler."""
+        if self.vhe and function in VHE_FUNCTION_FILES:
+            return VHE_FUNCTION_FILES[function]
         if function in FUNCTION_FILES:
             return FUNCTION_FILES[function]
         if function in self._handler_names:
@@ -186,10 +218,12 @@ class Machine:
 
     def vcpu_index(self, vcpu: int) -> int:
         """``vcpu`` checked against this VM: the index, or a VcpuIndexError naming the valid range."""
+        if isinstance(vcpu, bool):
+            raise VcpuTypeError(f"vcpu must be an integer index, not a bool ({vcpu!r})")
         try:
             i = operator.index(vcpu)
         except TypeError:
-            raise VcpuIndexError(f"vcpu must be an integer index, not {vcpu!r}") from None
+            raise VcpuTypeError(f"vcpu must be an integer index, not {type(vcpu).__name__} ({vcpu!r})") from None
         n = len(self.kvm.vcpus)
         if not 0 <= i < n:
             raise VcpuIndexError(f"vcpu={i}: this VM has {n} vCPU{'s' if n > 1 else ''} "
@@ -201,7 +235,7 @@ class Machine:
     def physical(self, reg: str | int) -> int:
         r = lookup(reg)
         if not self.pe.has(r.name) or r.access is Access.WO:
-            raise KvmdbgError(f"{r.name} is not a readable register of this PE "
+            raise ArgumentValueError(f"reg={r.name} is not a readable register of this PE "
                               + ("(write-only: read OSLSR_EL1 for the lock state)" if r.access is Access.WO
                                  else f"({self.pe.profile.name})"))
         return self.pe.regs[r.name]
@@ -298,8 +332,11 @@ class Machine:
             "exit_guest": lambda: self.kvm.exit(i, esr(EC.UNKNOWN, 0, il=False),
                                                 "host interrupt: the guest exits to the host"),
         }
+        if not isinstance(switch, str):
+            raise ArgumentTypeError(f"switch must be a str, one of {', '.join(ops)}; not "
+                                    f"{type(switch).__name__} ({switch!r})")
         if switch not in ops:
-            raise ValueError(f"unknown world switch {switch!r}; choose one of {', '.join(ops)}")
+            raise ArgumentValueError(f"unknown world switch switch={switch!r}; choose one of {', '.join(ops)}")
         self._finish_pending()
         self._pending = iter(ops[switch]())
         self._pending_name = switch
@@ -307,6 +344,7 @@ class Machine:
 
     def step(self, vcpu: int = 0) -> Event | None:
         """Advance one phase of the switch in progress, or start the next natural one."""
+        self.vcpu_index(vcpu)  # a bad index is refused even while a switch is pending
         if self._pending is None:
             self.begin(self.next_switch(vcpu), vcpu)
         assert self._pending is not None
@@ -321,7 +359,7 @@ class Machine:
     def _terminal(self) -> frozenset[str]:
         """The last kernel function of the world switch in progress."""
         return {
-            "vcpu_load": frozenset({"__sysreg_restore_el1_state" if self.vhe else "kvm_arch_vcpu_load"}),
+            "vcpu_load": frozenset({"activate_traps_vhe_load" if self.vhe else "kvm_arch_vcpu_load"}),
             "vcpu_put": frozenset({"kvm_arch_vcpu_put"}),
             "enter_guest": frozenset({"__guest_enter"}),
             "exit_guest": frozenset({"kvm_arm_clear_debug"}),
@@ -329,8 +367,10 @@ class Machine:
 
     def run_to(self, where: str, vcpu: int = 0) -> list[Event]:
         """Step until the vCPU is in the guest (``where="guest"``) or back in the host (``"host"``)."""
+        if not isinstance(where, str):
+            raise ArgumentTypeError(f"where must be 'guest' or 'host', not {type(where).__name__} ({where!r})")
         if where not in ("guest", "host"):
-            raise ValueError(f"run_to() takes 'guest' or 'host', not {where!r}")
+            raise ArgumentValueError(f"run_to() takes where='guest' or where='host', not {where!r}")
         i = self.vcpu_index(vcpu)
         events: list[Event] = []
         while True:
@@ -368,7 +408,7 @@ class Machine:
         if v.aarch32:
             cp14 = next((c for c in CP14_REGISTERS.values() if c.aarch64 == r.name), None)
             if cp14 is None:
-                raise KvmdbgError(f"vCPU {i} is an AArch32 guest: the model reaches only the cp14 views "
+                raise ArgumentValueError(f"vCPU {i} is an AArch32 guest: the model reaches only the cp14 views "
                                   f"{', '.join(CP14_REGISTERS)} from it, not {r.name}")
             if value > 0xFFFFFFFF:
                 raise RegisterValueError(f"{value:#x} does not fit the 32-bit register of an AArch32 guest")
@@ -425,18 +465,63 @@ class Machine:
         self.vcpu_index(vcpu)
         return self.kvm.reg_list()
 
+    def _userspace_reg(self, reg: str | int) -> tuple[SysReg | None, str | None]:
+        """What a KVM_GET/SET_ONE_REG ``reg`` names: (system register, None) or (None, core register).
+
+        ELR_EL1 and SPSR_EL1 are core registers for userspace (see CORE_REG_IDS); by name they
+        take that path, by their system-register encoding they do not exist (ENOENT, as in
+        5.15). A well-formed id of a register the model does not have is NotModelledError.
+        """
+        if isinstance(reg, str):
+            r = lookup(reg)
+            return (None, r.name) if r.name in CORE_REG_IDS else (r, None)
+        if isinstance(reg, int) and not isinstance(reg, bool):
+            for name, rid in CORE_REG_IDS.items():
+                if reg == rid:
+                    return None, name
+            try:
+                return lookup(reg), None
+            except UnknownRegisterError:
+                if reg & ~0xFFFF == KVM_REG_ARM64_SYSREG_BASE or reg & ~0xFFFF == KVM_REG_ARM_CORE_BASE:
+                    raise RegisterNotModelledError(hex(reg), (
+                        f"reg={reg:#x} is a well-formed KVM register id, but not one the model has: the "
+                        "real kernel may well serve it; kvmdbg models only the registers in "
+                        "kvmdbg.arch.registers.REGISTERS (and ELR_EL1/SPSR_EL1 as core registers)")) from None
+                raise
+        return lookup(reg), None  # raises UnknownRegisterError naming what was given
+
     def get_one_reg(self, reg: str | int, vcpu: int = 0) -> int:
+        """KVM_GET_ONE_REG; an OSError with the kernel's errno when the kernel would refuse."""
         i = self.vcpu_index(vcpu)
-        r = lookup(reg)
+        r, core = self._userspace_reg(reg)
+        if core is not None:
+            self._to_userspace(i)
+            return self.kvm.get_core_reg(i, core)
+        assert r is not None
         desc = self.defn.desc(r)
+        refused = self.kvm.refuse_one_reg(i, desc)
+        if refused is not None:
+            raise refused  # decided before the vCPU is exited or put: nothing changes
         self._to_userspace(i)
         return self.kvm.get_one_reg(i, desc)
 
     def set_one_reg(self, reg: str | int, value: int, vcpu: int = 0) -> None:
+        """KVM_SET_ONE_REG; an OSError with the kernel's errno when the kernel would refuse."""
         i = self.vcpu_index(vcpu)
-        r = lookup(reg)
-        value = check_value(value, f"value for {r.name}")
+        r, core = self._userspace_reg(reg)
+        name = core or (r.name if r is not None else "?")
+        value = check_value(value, f"value for {name}")
+        if core is not None:
+            self._to_userspace(i)
+            self.kvm.set_core_reg(i, core, value)
+            self.record(Step("set_core_reg", "userspace", f"KVM_SET_ONE_REG {core}={value:#x} "
+                             "(a core register: struct kvm_regs)", i))
+            return
+        assert r is not None
         desc = self.defn.desc(r)
+        refused = self.kvm.refuse_one_reg(i, desc, value)
+        if refused is not None:
+            raise refused  # decided before the vCPU is exited or put: nothing changes
         self._to_userspace(i)
         self.kvm.set_one_reg(i, desc, value)
         self.record(Step("kvm_arm_sys_reg_set_reg", "userspace", f"KVM_SET_ONE_REG {r.name}={value:#x}", i))
@@ -451,11 +536,14 @@ class Machine:
                         vcpu: int = 0, hw_watchpoints: Iterable[int] = ()) -> None:
         """KVM_SET_GUEST_DEBUG: the VMM debugs the guest with hardware breakpoints / single step."""
         i = self.vcpu_index(vcpu)
-        bps = [check_value(a, "breakpoint address") for a in hw_breakpoints]
-        wps = [check_value(a, "watchpoint address") for a in hw_watchpoints]
+        bps = [check_value(a, "breakpoint address") for a in _addresses(hw_breakpoints, "hw_breakpoints")]
+        wps = [check_value(a, "watchpoint address") for a in _addresses(hw_watchpoints, "hw_watchpoints")]
+        single_step = check_flag(single_step, "single_step")
         if len(bps) > self.pe.profile.breakpoints or len(wps) > self.pe.profile.watchpoints:
-            raise ValueError(f"{self.pe.profile.name} has {self.pe.profile.breakpoints} breakpoints and "
-                             f"{self.pe.profile.watchpoints} watchpoints")
+            raise ArgumentValueError(
+                f"hw_breakpoints has {len(bps)} and hw_watchpoints {len(wps)} addresses, but "
+                f"{self.pe.profile.name} has {self.pe.profile.breakpoints} breakpoints and "
+                f"{self.pe.profile.watchpoints} watchpoints: give at most that many")
         for a in bps + wps:
             if a & 3:
                 raise RegisterValueError(f"address {a:#x} is not 4-byte aligned; breakpoints match A64 "
@@ -491,6 +579,9 @@ class Machine:
     def restore_vcpu(self, state: dict[int, int], vcpu: int = 0) -> list[tuple[str, int, int, str]]:
         """Restore a saved vCPU with KVM_SET_ONE_REG; returns (register, value, errno, message) per refusal."""
         i = self.vcpu_index(vcpu)
+        if not isinstance(state, Mapping):
+            raise ArgumentTypeError(f"state must be a mapping of register id to value (what save_vcpu() "
+                                    f"returns), not {type(state).__name__}")
         refused = []
         for rid, value in state.items():
             name = lookup(rid).name
@@ -503,7 +594,21 @@ class Machine:
     # -- guest programs ------------------------------------------------------------------
 
     def run(self, program: Program, vcpu: int = 0, max_steps: int = 100000) -> RunResult:
+        from kvmdbg.arch.a64 import Program
         from kvmdbg.run import run_program
 
-        return run_program(self, program, self.vcpu_index(vcpu), max_steps)
+        i = self.vcpu_index(vcpu)
+        if not isinstance(program, Program):
+            raise ArgumentTypeError(f"program must be a Program from kvmdbg.assemble(), not "
+                                    f"{type(program).__name__} ({program!r:.60})")
+        if isinstance(program.base, bool) or not isinstance(program.base, int) or program.base < 0 \
+                or program.base % 4:
+            raise ArgumentValueError(f"program.base={program.base!r} must be a non-negative multiple of 4; "
+                                     "build programs with kvmdbg.assemble()")
+        if not isinstance(program.words, tuple) or any(
+                isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 0xFFFFFFFF for w in program.words):
+            raise ArgumentValueError("program.words must be a tuple of 32-bit instruction words (ints from 0 "
+                                     "to 0xffffffff); build programs with kvmdbg.assemble()")
+        steps = check_count(max_steps, "max_steps", 1)
+        return run_program(self, program, i, steps)
 

@@ -31,7 +31,9 @@ def test_impossible_variants_raise_patch_error_saying_why(variant, needle):
 
 
 def test_valid_patch_sets_are_accepted():
-    assert Machine({"p3"}).variant == "p3"  # patch 3 alone: it touches only the ID register
+    # patch 3 alone (it touches only the ID register) is a different kernel from "p3" (p1+p2+p3)
+    assert Machine({"p3"}).variant == "baseline+p3"
+    assert Machine("baseline+p3").defn.patches == ("p3",)
     assert Machine({"p1", "p2"}).variant == "p2"
     assert Machine(["p1", "p2", "p3"]).variant == "p3"
     assert Machine({"upstream"}).variant == "upstream"

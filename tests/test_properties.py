@@ -210,16 +210,14 @@ def _prologue(action: Action, exc: BaseException, running: bool, loaded: bool, t
 
     * A guest access (GuestFault) first enters the guest if the vCPU is not running there; an
       access that traps and that KVM refuses (an injected UNDEF) also makes one exit/enter trip.
-    * A userspace ioctl refused with OSError (set_one_reg) first returns from KVM_RUN and puts
-      the vCPU (``Machine._to_userspace``): the same as ``vcpu_put`` when the vCPU is loaded.
+    * A userspace ioctl the kernel refuses (OSError: ENOENT, EINVAL) is decided before KVM_RUN
+      returns or the vCPU is put (issue 12): no prologue.
     * Bad arguments (any other KvmdbgError) are refused before anything runs: no prologue.
     """
     vcpu = action[-1]
     if isinstance(exc, GuestFault):
         out = [] if running else [("enter_guest", vcpu)]
         return out + ([("exit_guest", vcpu), ("enter_guest", vcpu)] if trapped else [])
-    if isinstance(exc, OSError):
-        return [("vcpu_put", vcpu)] if loaded else []
     return []
 
 

@@ -76,7 +76,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from kvmdbg.arch.registers import REGISTERS, Encoding, lookup_encoding
-from kvmdbg.errors import AsmError
+from kvmdbg.errors import AsmError, AsmTypeError
 
 __all__ = [
     "Program",
@@ -1130,9 +1130,9 @@ def assemble(source: str, base: int = 0x80000) -> Program:
     column (1-based) of the offending token.
     """
     if not isinstance(source, str):
-        raise AsmError(f"assembly source must be a str, not {type(source).__name__}")
+        raise AsmTypeError(f"assembly source must be a str, not {type(source).__name__}")
     if isinstance(base, bool) or not isinstance(base, int):
-        raise AsmError(f"base address must be an int, not {type(base).__name__}")
+        raise AsmTypeError(f"base address must be an int, not {type(base).__name__} ({base!r:.40})")
     if not 0 <= base < ADDRESS_LIMIT or base % 4:
         raise AsmError(f"base address {base:#x} must be a multiple of 4 from 0 to {ADDRESS_LIMIT - 4:#x}")
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from kvmdbg.errors import RegisterValueError, UnknownRegisterError
+from kvmdbg.errors import RegisterTypeError, RegisterValueError, UnknownRegisterError
 
 __all__ = [
     "Access",
@@ -490,13 +490,16 @@ def reg_id(reg: str | int | SysReg) -> int:
 
 def check_value(value: object, what: str = "value") -> int:
     """``value`` as a 64-bit unsigned integer, or a RegisterValueError that says why not."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        # True is an int in Python, but a flag where a register value belongs is a mistake.
+        raise RegisterTypeError(f"{what} must be an integer, not a bool ({value!r}); pass 1 or 0")
+    if not isinstance(value, int):
         try:
             import operator
 
             value = operator.index(value)  # numpy integers and IntEnums are fine
         except TypeError:
-            raise RegisterValueError(
+            raise RegisterTypeError(
                 f"{what} must be an integer, not {type(value).__name__} ({value!r}); "
                 "pass a number such as 0x1"
             ) from None

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from kvmdbg.arch.debug import DebugKind, Verdict, debug_exception
 from kvmdbg.arch.registers import REGISTERS, Access, check_value, lookup
 from kvmdbg.cpu.profiles import CpuProfile, get_profile
+from kvmdbg.errors import ArchitecturalError
 
 __all__ = ["PhysicalCPU", "ArchitecturalError", "trap_control", "OS_LOCK_GROUP", "TDA_GROUP", "ID_GROUP"]
 
@@ -45,14 +46,6 @@ def trap_control(name: str, mdcr_el2: int, hcr_el2: int) -> str | None:
     if name in ID_GROUP and hcr_el2 & _TID3:
         return "HCR_EL2.TID3"
     return None
-
-
-class ArchitecturalError(RuntimeError):
-    """Software on the PE did something the architecture makes UNDEFINED.
-
-    Raised only for accesses the model's own host/hypervisor code would never
-    make; guest accesses are decided by the trap logic and KVM instead.
-    """
 
 
 class PhysicalCPU:

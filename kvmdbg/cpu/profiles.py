@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from kvmdbg.arch.registers import REGISTERS
+from kvmdbg.errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ["CpuProfile", "PROFILES", "DEFAULT_PROFILE", "get_profile"]
 
@@ -69,10 +70,13 @@ def get_profile(cpu: str | CpuProfile | None) -> CpuProfile:
         return PROFILES[DEFAULT_PROFILE]
     if isinstance(cpu, CpuProfile):
         return cpu
+    if not isinstance(cpu, str):
+        raise ArgumentTypeError(f"cpu must be a profile name (str), a CpuProfile or None, not "
+                                f"{type(cpu).__name__} ({cpu!r}); choose one of {', '.join(PROFILES)}")
     try:
-        return PROFILES[str(cpu).lower()]
+        return PROFILES[cpu.strip().lower()]
     except KeyError:
-        raise ValueError(
-            f"unknown CPU profile {cpu!r}; choose one of {', '.join(PROFILES)} "
+        raise ArgumentValueError(
+            f"unknown CPU profile cpu={cpu!r}; choose one of {', '.join(PROFILES)} "
             "(or pass None for the default)"
         ) from None

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from kvmdbg.kvm.context import CpuContext, Vcpu
     from kvmdbg.kvm.runtime import Kvm
 
-__all__ = ["El1Hook", "KvmDefinition", "Patch", "BASELINE", "diff", "FUNCTION_FILES"]
+__all__ = ["El1Hook", "KvmDefinition", "Patch", "BASELINE", "diff", "FUNCTION_FILES", "VHE_FUNCTION_FILES"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +66,10 @@ FUNCTION_FILES: Mapping[str, str] = MappingProxyType({
     "sysreg_restore_host_state_vhe": "arch/arm64/kvm/hyp/vhe/sysreg-sr.c",
     "__activate_traps": "arch/arm64/kvm/hyp/nvhe/switch.c",
     "__deactivate_traps": "arch/arm64/kvm/hyp/nvhe/switch.c",
-    "__debug_switch_to_guest": "arch/arm64/kvm/hyp/include/hyp/debug-sr.h",
-    "__debug_switch_to_host": "arch/arm64/kvm/hyp/include/hyp/debug-sr.h",
+    "__debug_switch_to_guest": "arch/arm64/kvm/hyp/nvhe/debug-sr.c",
+    "__debug_switch_to_host": "arch/arm64/kvm/hyp/nvhe/debug-sr.c",
+    "activate_traps_vhe_load": "arch/arm64/kvm/hyp/vhe/switch.c",
+    "deactivate_traps_vhe_put": "arch/arm64/kvm/hyp/vhe/switch.c",
     "__guest_enter": "arch/arm64/kvm/hyp/entry.S",
     "__guest_exit": "arch/arm64/kvm/hyp/entry.S",
     "fixup_guest_exit": "arch/arm64/kvm/hyp/include/hyp/switch.h",
@@ -79,9 +81,21 @@ FUNCTION_FILES: Mapping[str, str] = MappingProxyType({
     "kvm_handle_guest_debug": "arch/arm64/kvm/handle_exit.c",
     "handle_hvc": "arch/arm64/kvm/handle_exit.c",
     "kvm_arm_sys_reg_set_reg": "arch/arm64/kvm/sys_regs.c",
+    "set_core_reg": "arch/arm64/kvm/guest.c",
     "kvm_arch_vcpu_ioctl_set_guest_debug": "arch/arm64/kvm/guest.c",
     "guest exception": "(the architecture: exception taken at guest EL1)",
     "guest access": "(the architecture: the guest's MSR/MRS/MCR/MRC on the PE)",
+})
+
+
+# The functions that exist once per host mode (5.15): on a VHE host the world switch
+# runs the hyp/vhe/ copies, which differ in what they switch (MDCR_EL2, for one).
+# Each calls the common part in hyp/include/hyp/ (debug-sr.h, switch.h).
+VHE_FUNCTION_FILES: Mapping[str, str] = MappingProxyType({
+    "__activate_traps": "arch/arm64/kvm/hyp/vhe/switch.c",
+    "__deactivate_traps": "arch/arm64/kvm/hyp/vhe/switch.c",
+    "__debug_switch_to_guest": "arch/arm64/kvm/hyp/vhe/debug-sr.c",
+    "__debug_switch_to_host": "arch/arm64/kvm/hyp/vhe/debug-sr.c",
 })
 
 
@@ -156,6 +170,7 @@ class Patch:
     message_id: str
     files: tuple[str, ...]
     requires: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()  # patches it cannot be combined with (another reading of the same e-mail)
     sys_regs: tuple[SysRegDesc, ...] = ()
     cp14: tuple[Cp14Desc, ...] = ()
     new_slots: tuple[tuple[str, str], ...] = ()  # (after, new) in enum vcpu_sysreg

@@ -13,9 +13,11 @@ save/restore calls include ``__sysreg_{save,restore}_el1_state``, for the host
 *and* the guest context.
 
 VHE (``__kvm_vcpu_run_vhe``, hyp/vhe/switch.c): only the common state
-(MDSCR_EL1) moves on entry and exit; the guest's EL1 state is restored once
-by ``kvm_vcpu_load_sysregs_vhe`` and saved once by ``kvm_vcpu_put_sysregs_vhe``,
-and the host's EL1 state is never saved: the host runs at EL2.
+(MDSCR_EL1) and HCR_EL2 move on entry and exit; the guest's EL1 state is
+restored once by ``kvm_vcpu_load_sysregs_vhe`` and saved once by
+``kvm_vcpu_put_sysregs_vhe``, MDCR_EL2 is switched at the same two points
+(``activate_traps_vhe_load``, ``deactivate_traps_vhe_put``), and the host's EL1
+state is never saved: the host runs at EL2.
 
 Simplifications, each deliberate: stage 2, timers, the vGIC, FP/SVE, PMU and
 pointer authentication are left out (they do not touch the debug state); the
@@ -35,7 +37,7 @@ from kvmdbg.arch.esr import EC, decode_cp14, decode_sysreg, esr
 from kvmdbg.arch.registers import REGISTERS, Encoding, lookup_encoding
 from kvmdbg.kvm.context import CpuContext, DebugRegs, Vcpu
 from kvmdbg.kvm.debug import DEBUG_DIRTY
-from kvmdbg.kvm.sys_regs import Params, SysRegDesc
+from kvmdbg.kvm.sys_regs import RESET_UNKNOWN, Params, SysRegDesc
 
 if TYPE_CHECKING:
     from kvmdbg.cpu.pe import PhysicalCPU
@@ -152,11 +154,17 @@ class Kvm:
             yield from self.exit_to_userspace(index)
         if was_loaded:
             yield from self.vcpu_put(index)
+        # The slots the model has a register for start at 0 (a new vCPU's memory is zeroed;
+        # ELR_EL1 and SPSR_EL1 have no reset function in 5.15). Other enum slots come into
+        # existence only if something writes them (see patch 2's swapped arguments).
         for slot in self.defn.vcpu_sysreg[1:]:
-            vcpu.ctxt.sys_regs.setdefault(slot, 0)
+            if slot in REGISTERS:
+                vcpu.ctxt.sys_regs.setdefault(slot, 0)
         for d in self.defn.sys_regs.values():
             if d.reset == "reset_val" and d.reg is not None:
                 vcpu.ctxt.sys_regs[d.reg] = d.val
+            elif d.reset == "reset_unknown" and d.reg is not None:
+                vcpu.ctxt.sys_regs[d.reg] = RESET_UNKNOWN  # reset_unknown(), sys_regs.h
             elif d.debug_kind is not None:
                 vcpu.debug.array(d.debug_kind)[d.debug_index] = d.val
         vcpu.flags.clear()
@@ -207,6 +215,14 @@ class Kvm:
             yield Step("__sysreg_restore_el1_state", "vcpu_load",
                        "kvm_vcpu_load_sysregs_vhe: the guest's EL1 state goes onto the PE"
                        + (f"; {detail}" if detail else ""), index)
+            # 5.15 VHE switches MDCR_EL2 once per load, not per entry: kvm_vcpu_load_sysregs_vhe()
+            # ends with activate_traps_vhe_load() -> __activate_traps_common() (hyp/vhe/switch.c,
+            # hyp/include/hyp/switch.h), which saves the host's MDCR_EL2 and writes the vCPU's.
+            vcpu.mdcr_el2_host = self.pe.regs["MDCR_EL2"]
+            self.pe.regs["MDCR_EL2"] = vcpu.mdcr_el2
+            yield Step("activate_traps_vhe_load", "vcpu_load",
+                       f"MDCR_EL2={vcpu.mdcr_el2:#x} for the vCPU (host's {vcpu.mdcr_el2_host:#x} kept aside "
+                       "until vcpu_put)", index)
 
     def vcpu_put(self, index: int) -> Ops:
         vcpu = self.vcpus[index]
@@ -215,6 +231,11 @@ class Kvm:
         if vcpu.running:
             yield from self.exit_to_userspace(index)
         if self.vhe:
+            # kvm_vcpu_put_sysregs_vhe() starts with deactivate_traps_vhe_put() ->
+            # __deactivate_traps_common(): the host's MDCR_EL2 comes back (hyp/vhe/switch.c).
+            self.pe.regs["MDCR_EL2"] = vcpu.mdcr_el2_host
+            yield Step("deactivate_traps_vhe_put", "vcpu_put",
+                       f"host MDCR_EL2={vcpu.mdcr_el2_host:#x} back", index)
             detail = self._save_el1(vcpu.ctxt)
             yield Step("__sysreg_save_el1_state", "vcpu_put",
                        "kvm_vcpu_put_sysregs_vhe: the PE's EL1 state is saved into the guest context"
@@ -232,7 +253,14 @@ class Kvm:
             return
         if not vcpu.loaded:
             yield from self.vcpu_load(index)
-        yield Step("kvm_arm_setup_debug", "enter", self.defn.setup_debug(self, vcpu), index)
+        orig_mdcr_el2 = vcpu.mdcr_el2
+        detail = self.defn.setup_debug(self, vcpu)
+        if self.vhe and orig_mdcr_el2 != vcpu.mdcr_el2:
+            # kvm_arm_setup_debug() (debug.c, 5.15): "mdcr_el2 changes since vcpu_load" are written
+            # straight to the PE on VHE, where the vCPU's value is on the PE from load to put.
+            self.pe.regs["MDCR_EL2"] = vcpu.mdcr_el2
+            detail += "; VHE: the changed MDCR_EL2 is written to the PE now"
+        yield Step("kvm_arm_setup_debug", "enter", detail, index)
         pe = self.pe
         if self.vhe:
             self._save_common(self.host_ctxt)
@@ -246,10 +274,16 @@ class Kvm:
             self._restore_common(vcpu.ctxt)
             yield Step("__sysreg_restore_state_nvhe", "enter", "guest EL1 and common state loaded onto the PE"
                        + (f"; {detail}" if detail else ""), index)
-        vcpu.mdcr_el2_host = pe.regs["MDCR_EL2"]
-        pe.regs["MDCR_EL2"] = vcpu.mdcr_el2
         pe.regs["HCR_EL2"] = HCR_GUEST | (_HCR_E2H if self.vhe else 0)
-        yield Step("__activate_traps", "enter", f"MDCR_EL2={vcpu.mdcr_el2:#x}, HCR_EL2 guest flags", index)
+        if self.vhe:
+            # hyp/vhe/switch.c __activate_traps(): HCR_EL2 (and CPACR, VBAR) only; MDCR_EL2
+            # was switched at vcpu_load.
+            yield Step("__activate_traps", "enter", "HCR_EL2 guest flags (MDCR_EL2 stays as loaded)", index)
+        else:
+            # hyp/nvhe/switch.c __activate_traps() -> __activate_traps_common(): every entry.
+            vcpu.mdcr_el2_host = pe.regs["MDCR_EL2"]
+            pe.regs["MDCR_EL2"] = vcpu.mdcr_el2
+            yield Step("__activate_traps", "enter", f"MDCR_EL2={vcpu.mdcr_el2:#x}, HCR_EL2 guest flags", index)
         if self.vhe:
             self._restore_common(vcpu.ctxt)
             yield Step("sysreg_restore_guest_state_vhe", "enter", "guest MDSCR_EL1 loaded onto the PE", index)
@@ -290,9 +324,13 @@ class Kvm:
             self._save_common(vcpu.ctxt)
             yield Step("__sysreg_save_state_nvhe", "exit", "guest EL1 and common state saved into the vCPU context"
                        + (f"; {detail}" if detail else ""), index)
-        pe.regs["MDCR_EL2"] = vcpu.mdcr_el2_host
         pe.regs["HCR_EL2"] = HCR_HOST_VHE if self.vhe else HCR_HOST_NVHE
-        yield Step("__deactivate_traps", "exit", f"host MDCR_EL2={vcpu.mdcr_el2_host:#x} back", index)
+        if self.vhe:
+            yield Step("__deactivate_traps", "exit",
+                       "HCR_EL2 host flags (MDCR_EL2 keeps the vCPU's value until vcpu_put)", index)
+        else:
+            pe.regs["MDCR_EL2"] = vcpu.mdcr_el2_host
+            yield Step("__deactivate_traps", "exit", f"host MDCR_EL2={vcpu.mdcr_el2_host:#x} back", index)
         if self.vhe:
             self._restore_common(self.host_ctxt)
             yield Step("sysreg_restore_host_state_vhe", "exit", "host MDSCR_EL1 back on the PE", index)
@@ -418,10 +456,30 @@ class Kvm:
             ids.append(REGISTERS[d.name].kvm_id)
         return sorted(ids)
 
-    def get_one_reg(self, index: int, desc: SysRegDesc | None) -> int:
+    def refuse_one_reg(self, index: int, desc: SysRegDesc | None, value: int | None = None) -> OSError | None:
+        """The error KVM_GET_ONE_REG (``value`` None) or KVM_SET_ONE_REG would return, or None.
+
+        Decided before anything changes, as the kernel does: kvm_arm_sys_reg_{get,set}_reg()
+        look the id up (index_to_sys_reg_desc(): a descriptor with neither ``reg`` nor
+        ``get_user`` counts as absent, then -ENOENT) and only then call ``set_user``.
+        ``set_user`` is tried on a scratch copy of the vCPU, so a refusal leaves no trace.
+        """
+        ioctl = "KVM_GET_ONE_REG" if value is None else "KVM_SET_ONE_REG"
         if desc is None or not desc.listed:
-            raise OSError(errno.ENOENT, "No such file or directory (KVM_GET_ONE_REG: "
-                          "this variant does not expose the register to userspace)")
+            return OSError(errno.ENOENT, f"No such file or directory ({ioctl}: this variant does not "
+                           "expose the register to userspace)")
+        if value is not None and desc.set_user is not None:
+            rc = desc.set_user(self, self.vcpus[index].copy(), desc, value)
+            if rc:
+                return OSError(-rc, f"{errno.errorcode.get(-rc, '?')}: KVM_SET_ONE_REG of {desc.name}="
+                               f"{value:#x} refused by {desc.set_user.__name__}")
+        return None
+
+    def get_one_reg(self, index: int, desc: SysRegDesc | None) -> int:
+        refused = self.refuse_one_reg(index, desc)
+        if refused is not None:
+            raise refused
+        assert desc is not None
         vcpu = self.vcpus[index]
         if desc.get_user is not None:
             return desc.get_user(self, vcpu, desc)
@@ -429,18 +487,25 @@ class Kvm:
         return vcpu.ctxt.sys_regs.get(desc.reg, 0)
 
     def set_one_reg(self, index: int, desc: SysRegDesc | None, value: int) -> None:
-        if desc is None or not desc.listed:
-            raise OSError(errno.ENOENT, "No such file or directory (KVM_SET_ONE_REG: "
-                          "this variant does not expose the register to userspace)")
+        refused = self.refuse_one_reg(index, desc, value)
+        if refused is not None:
+            raise refused
+        assert desc is not None
         vcpu = self.vcpus[index]
         if desc.set_user is not None:
             rc = desc.set_user(self, vcpu, desc, value)
-            if rc:
-                raise OSError(-rc, f"{errno.errorcode.get(-rc, '?')}: KVM_SET_ONE_REG of {desc.name}="
-                              f"{value:#x} refused by {desc.set_user.__name__}")
+            assert rc == 0, "refuse_one_reg() let through a value set_user refuses"
             return
         assert desc.reg is not None
         vcpu.ctxt.sys_regs[desc.reg] = value  # reg_from_user(): stored as given, no validation
+
+    def get_core_reg(self, index: int, name: str) -> int:
+        """``get_core_reg()`` (guest.c) for ELR_EL1 / SPSR_EL1: their sys_regs[] slot."""
+        return self.vcpus[index].ctxt.sys_regs.get(name, 0)
+
+    def set_core_reg(self, index: int, name: str, value: int) -> None:
+        """``set_core_reg()`` (guest.c): stored as given (only PSTATE's mode is checked, not these)."""
+        self.vcpus[index].ctxt.sys_regs[name] = value
 
     def iter_vcpus(self) -> Iterator[Vcpu]:
         return iter(self.vcpus)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from kvmdbg.arch.registers import REGISTERS, Encoding
@@ -28,10 +29,14 @@ __all__ = [
     "SysRegDesc",
     "Cp14Desc",
     "VCPU_SYSREG_515",
+    "RESET_UNKNOWN",
+    "CORE_REG_IDS",
     "VHE_SYSREGS_ON_CPU",
     "BASELINE_SYS_REGS",
     "BASELINE_CP14",
     "trap_raz_wi",
+    "access_vm_reg",
+    "on_cpu_name",
     "trap_oslsr_el1_515",
     "trap_debug_regs",
     "access_id_reg",
@@ -44,16 +49,50 @@ Handler = Callable[["Kvm", "Vcpu", "Params", "SysRegDesc"], bool]
 UserGet = Callable[["Kvm", "Vcpu", "SysRegDesc"], int]
 UserSet = Callable[["Kvm", "Vcpu", "SysRegDesc", int], int]  # returns 0 or -errno
 
-# ``enum vcpu_sysreg`` in 5.15's kvm_host.h, up to the entries the model
-# needs. Indices matter: patch 2's OSLAR handler passes an index where a value
-# belongs (see kvmdbg/patches/p2.py). Entries after DISR_EL1 are elided.
+# ``enum vcpu_sysreg`` in 5.15's arch/arm64/include/asm/kvm_host.h, complete: the
+# indices matter, because patch 2's OSLAR handler passes a value where an index
+# belongs (see kvmdbg/patches/p2.py), so a planted OSLSR value can reach any slot.
+# Checked against a 5.15-era tree (OSS-SSH/linux 2baa35fe, kvm_host.h) and the
+# context lines of patch 1 (DISR_EL1 is followed by PMCR_EL0); PMSWINC_EL0 left
+# the enum before 5.15 (commit 7a3ba3095a32, "KVM: arm64: Remove PMSWINC_EL0
+# shadow register", merged for 5.15). Patch 1 inserts OSLSR_EL1 after DISR_EL1
+# (index 26), which moves PMCR_EL0 to 27 and everything after it up by one.
 VCPU_SYSREG_515: tuple[str, ...] = (
     "__INVALID_SYSREG__", "MPIDR_EL1", "CSSELR_EL1", "SCTLR_EL1", "ACTLR_EL1", "CPACR_EL1",
     "ZCR_EL1", "TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "ESR_EL1", "AFSR0_EL1", "AFSR1_EL1",
     "FAR_EL1", "MAIR_EL1", "VBAR_EL1", "CONTEXTIDR_EL1", "TPIDR_EL0", "TPIDRRO_EL0",
     "TPIDR_EL1", "AMAIR_EL1", "CNTKCTL_EL1", "PAR_EL1", "MDSCR_EL1", "MDCCINT_EL1", "DISR_EL1",
-    "ELR_EL1", "SPSR_EL1",
+    # Performance Monitors registers
+    "PMCR_EL0", "PMSELR_EL0", *(f"PMEVCNTR{n}_EL0" for n in range(31)), "PMCCNTR_EL0",
+    *(f"PMEVTYPER{n}_EL0" for n in range(31)), "PMCCFILTR_EL0", "PMCNTENSET_EL0",
+    "PMINTENSET_EL1", "PMOVSSET_EL0", "PMUSERENR_EL0",
+    # Pointer authentication keys
+    "APIAKEYLO_EL1", "APIAKEYHI_EL1", "APIBKEYLO_EL1", "APIBKEYHI_EL1", "APDAKEYLO_EL1",
+    "APDAKEYHI_EL1", "APDBKEYLO_EL1", "APDBKEYHI_EL1", "APGAKEYLO_EL1", "APGAKEYHI_EL1",
+    "ELR_EL1", "SP_EL1", "SPSR_EL1",
+    "CNTVOFF_EL2", "CNTV_CVAL_EL0", "CNTV_CTL_EL0", "CNTP_CVAL_EL0", "CNTP_CTL_EL0",
+    # Memory Tagging Extension
+    "RGSR_EL1", "GCR_EL1", "TFSR_EL1", "TFSRE0_EL1",
+    # 32-bit specific registers, kept at the end of the range
+    "DACR32_EL2", "IFSR32_EL2", "FPEXC32_EL2", "DBGVCR32_EL2",
 )
+"""Every ``enum vcpu_sysreg`` entry of 5.15, in order; its length is NR_SYS_REGS."""
+
+# ``reset_unknown()`` (arch/arm64/kvm/sys_regs.h, 5.15) stores this marker in every
+# register whose architectural reset value is UNKNOWN. The real runs under QEMU saw a
+# guest read it from TTBR1_EL1 and KVM_GET_ONE_REG return it.
+RESET_UNKNOWN = 0x1DE7EC7EDBADC0DE
+
+# ELR_EL1 and SPSR_EL1 live in sys_regs[] (5.15) but have no sys_reg_descs[] entry:
+# userspace reaches them as core registers (KVM_REG_ARM_CORE, struct kvm_regs in
+# arch/arm64/include/uapi/asm/kvm.h; core_reg_addr() in arch/arm64/kvm/guest.c maps
+# elr_el1 and spsr[KVM_SPSR_EL1] to those slots). The id is the byte offset in
+# struct kvm_regs divided by 4: elr_el1 at 280, spsr[0] at 288.
+KVM_REG_ARM_CORE_BASE = 0x6030000000100000
+CORE_REG_IDS: Mapping[str, int] = MappingProxyType({
+    "ELR_EL1": KVM_REG_ARM_CORE_BASE | (280 // 4),
+    "SPSR_EL1": KVM_REG_ARM_CORE_BASE | (288 // 4),
+})
 
 # The registers ``__vcpu_read_sys_reg_from_cpu()`` / ``__vcpu_write_sys_reg_to_cpu()``
 # reach on the CPU while a vCPU is loaded on a VHE host (kvm_host.h, 5.15).
@@ -119,17 +158,34 @@ class Cp14Desc:
 
 
 def _slot_name(kvm: Kvm, reg: str | int) -> str | None:
+    """The enum entry at ``reg`` (an index may be anything: p2 passes a value), or None past the end."""
     if isinstance(reg, str):
         return reg
     layout = kvm.defn.vcpu_sysreg
-    return layout[reg] if 0 < reg < len(layout) else None
+    return layout[reg] if 0 <= reg < len(layout) else None
+
+
+# The encoding ``__vcpu_write_sys_reg_to_cpu()`` uses for each on-CPU register (kvm_host.h,
+# 5.15): the EL12 alias for EL1 registers the host's own EL1 view would otherwise hide,
+# the plain name for the others.
+_PLAIN_ON_CPU = frozenset({"CSSELR_EL1", "TPIDR_EL0", "TPIDRRO_EL0", "TPIDR_EL1", "PAR_EL1",
+                           "DACR32_EL2", "IFSR32_EL2", "DBGVCR32_EL2"})
+
+
+def on_cpu_name(name: str) -> str:
+    """``SYS_TTBR1_EL12`` for TTBR1_EL1, ``SYS_TPIDR_EL1`` for TPIDR_EL1, and so on."""
+    if name in _PLAIN_ON_CPU or not name.endswith("_EL1"):
+        return name
+    return name[: -len("_EL1")] + "_EL12"
 
 
 def vcpu_read_sys_reg(kvm: Kvm, vcpu: Vcpu, reg: str | int) -> int:
     """``vcpu_read_sys_reg()``: from the CPU for the VHE on-CPU list while loaded, else memory."""
     name = _slot_name(kvm, reg)
     if name is None:
-        kvm.note(f"read of sys_regs[{reg}] is outside the array (the model returns 0)")
+        kvm.note(f"read of sys_regs[{reg}] is past the end of the array (NR_SYS_REGS = "
+                 f"{len(kvm.defn.vcpu_sysreg)}): the kernel reads whatever memory follows it; "
+                 "the model returns 0")
         return 0
     if kvm.vhe and vcpu.loaded and name in VHE_SYSREGS_ON_CPU and kvm.pe.has(name):
         return kvm.pe.regs[name]
@@ -140,14 +196,19 @@ def vcpu_write_sys_reg(kvm: Kvm, vcpu: Vcpu, val: int, reg: str | int) -> None:
     """``vcpu_write_sys_reg(vcpu, val, reg)``: note the order, value before register."""
     name = _slot_name(kvm, reg)
     if name is None:
-        # In C this is an out-of-bounds store into struct kvm_cpu_context. The
-        # model does not corrupt memory it does not have; it says so instead.
-        kvm.note(f"write of {val:#x} to sys_regs[{reg}] lands outside the array (not modelled)")
+        # In C this is an out-of-bounds store: sys_regs[] is followed by the rest of the
+        # vCPU structure, state KVM itself relies on (and on VHE, where KVM is part of the
+        # host kernel at EL2, state it loads into the host's own registers). The model does
+        # not corrupt memory it does not have; it says so instead.
+        kvm.note(f"sys_regs[{reg}] is past the end of the array (NR_SYS_REGS = "
+                 f"{len(kvm.defn.vcpu_sysreg)}): the kernel stores {val:#x} out of bounds, into "
+                 "whatever follows the array in the vCPU structure"
+                 + (", which on VHE may end up in a register the host itself runs with"
+                    if kvm.vhe else "") + "; the model does not emulate that corruption")
         return
     if kvm.vhe and vcpu.loaded and name in VHE_SYSREGS_ON_CPU and kvm.pe.has(name):
         kvm.pe.regs[name] = val
-        kvm.note(f"{name}_EL12 on the CPU <- {val:#x} (loaded on VHE)" if name.endswith("_EL1")
-                 else f"{name} on the CPU <- {val:#x}")
+        kvm.note(f"{on_cpu_name(name)} on the CPU <- {val:#x} (the vCPU is loaded on VHE)")
         return
     vcpu.ctxt.sys_regs[name] = val
 
@@ -186,6 +247,20 @@ def trap_debug_regs(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     if p.is_write:
         vcpu_write_sys_reg(kvm, vcpu, p.regval, r.reg)
         vcpu.flags.add("KVM_ARM64_DEBUG_DIRTY")
+    else:
+        p.regval = vcpu_read_sys_reg(kvm, vcpu, r.reg)
+    return True
+
+
+def access_vm_reg(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+    """``access_vm_reg()``: the stored register, reached only when HCR_EL2.TVM/TRVM trap it.
+
+    The model never sets TVM or TRVM, so a guest reaches these registers on the PE without
+    trapping; the handler is here so that the table matches the kernel's.
+    """
+    assert r.reg is not None
+    if p.is_write:
+        vcpu_write_sys_reg(kvm, vcpu, p.regval, r.reg)
     else:
         p.regval = vcpu_read_sys_reg(kvm, vcpu, r.reg)
     return True
@@ -310,6 +385,12 @@ def _baseline() -> dict[Encoding, SysRegDesc]:
         _desc("OSDLR_EL1", trap_raz_wi),
         _desc("DBGPRCR_EL1", trap_raz_wi),
         _desc("ID_AA64DFR0_EL1", access_id_reg, get_user=get_id_reg, set_user=set_id_reg),
+        # The non-debug EL1 registers the model keeps (sys_reg_descs[], 5.15): listed in
+        # KVM_GET_REG_LIST and served by KVM_GET/SET_ONE_REG because they have a slot.
+        _desc("TTBR1_EL1", access_vm_reg, reg="TTBR1_EL1", reset="reset_unknown"),
+        _desc("ESR_EL1", access_vm_reg, reg="ESR_EL1", reset="reset_unknown"),
+        _desc("FAR_EL1", access_vm_reg, reg="FAR_EL1", reset="reset_unknown"),
+        _desc("VBAR_EL1", None, reg="VBAR_EL1", reset="reset_val", val=0),
     ):
         table[enc] = d
     return table

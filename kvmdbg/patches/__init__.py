@@ -8,18 +8,23 @@ replaced them. A variant is one of :data:`VARIANTS` or a set of patch names;
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from functools import lru_cache
 from types import MappingProxyType
 
-from kvmdbg.errors import PatchError
+from kvmdbg.errors import PatchError, PatchTypeError
 from kvmdbg.kvm.definition import BASELINE, KvmDefinition, Patch, diff
-from kvmdbg.patches import p1, p2, p3, upstream
+from kvmdbg.patches import p1, p2, p2_intended, p3, upstream
 
 __all__ = ["PATCHES", "UPSTREAM", "VARIANTS", "VARIANT_DESCRIPTIONS", "resolve", "variant_name", "diff"]
 
-VARIANTS: tuple[str, ...] = ("baseline", "p1", "p2", "p3", "upstream")
+# The five names of API.md first, in this order; further variants only after them.
+VARIANTS: tuple[str, ...] = ("baseline", "p1", "p2", "p3", "upstream", "p2-intended")
 
-PATCHES: Mapping[str, Patch] = MappingProxyType({"p1": p1.PATCH, "p2": p2.PATCH, "p3": p3.PATCH})
+PATCHES: Mapping[str, Patch] = MappingProxyType({
+    "p1": p1.PATCH, "p2": p2.PATCH, "p3": p3.PATCH,
+    "p2-intended": p2_intended.PATCH,
+})
 UPSTREAM: Patch = upstream.PATCH
 
 # Each named variant is the baseline plus these patches, in order.
@@ -29,6 +34,7 @@ _VARIANT_PATCHES: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "p2": ("p1", "p2"),
     "p3": ("p1", "p2", "p3"),
     "upstream": ("upstream",),
+    "p2-intended": ("p1", "p2-intended"),
 })
 
 VARIANT_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({
@@ -37,6 +43,9 @@ VARIANT_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({
     "p2": "baseline + patches 1-2: the guest's OSLK switched into the real OS Lock",
     "p3": "baseline + patches 1-3: ID_AA64DFR0_EL1 says Debug v8.2, DoubleLock not implemented",
     "upstream": "the v5 series merged for 5.18: the OS Lock emulated, never written to hardware",
+    "p2-intended": "baseline + patch 1 + patch 2 as the cover letter intends (vcpu_write_sys_reg() "
+                   "arguments in the right order): the guest's OSLK follows its writes into the real "
+                   "OS Lock, with the design's own VHE hazards",
 })
 
 
@@ -45,12 +54,20 @@ def _patch_names(variant: str | Iterable[str]) -> tuple[str, ...]:
         key = variant.strip().lower()
         if key in _VARIANT_PATCHES:
             return _VARIANT_PATCHES[key]
+        if "+" in key:  # a canonical name from variant_name(), such as "baseline+p3" or "p1+p3"
+            return _patch_names(key.split("+"))
         raise PatchError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}, "
                          "or a set of patch names such as {'p1', 'p3'}")
     try:
-        names = {str(n).strip().lower() for n in variant}
+        items = list(variant)
     except TypeError:
-        raise PatchError(f"a variant is a name or a set of patch names, not {type(variant).__name__}") from None
+        raise PatchTypeError(f"a variant is a name or a set of patch names, not {type(variant).__name__} "
+                             f"({variant!r:.60}); choose one of {', '.join(VARIANTS)}, or a set such as "
+                             "{'p1', 'p3'}") from None
+    bad = [n for n in items if not isinstance(n, str)]
+    if bad:
+        raise PatchTypeError(f"patch names are strings such as 'p1', not {bad[0]!r}")
+    names = {n.strip().lower() for n in items}
     if "upstream" in names:
         if names != {"upstream"}:
             raise PatchError("'upstream' is a separate design (the v5 series) and cannot be mixed with the "
@@ -62,7 +79,11 @@ def _patch_names(variant: str | Iterable[str]) -> tuple[str, ...]:
     if unknown:
         raise PatchError(f"unknown patch name(s) {', '.join(map(repr, unknown))}; the patches are "
                          f"{', '.join(PATCHES)} (and the variant 'upstream')")
-    for name in names:
+    for name in sorted(names):
+        clash = [c for c in PATCHES[name].conflicts if c in names]
+        if clash:
+            raise PatchError(f"patches {name} and {', '.join(clash)} are two readings of the same e-mail "
+                             f"({PATCHES[name].message_id}); choose one of them")
         missing = [r for r in PATCHES[name].requires if r not in names]
         if missing:
             raise PatchError(f"patch {name} needs {', '.join(missing)}: {PATCHES[name].title!r} builds on "
@@ -75,7 +96,7 @@ def _build(names: tuple[str, ...]) -> KvmDefinition:
     defn = BASELINE
     for n in names:
         defn = defn.apply(UPSTREAM if n == "upstream" else PATCHES[n])
-    return defn
+    return replace(defn, name=variant_name(names))  # the same unique name Machine.variant shows
 
 
 def resolve(variant: str | Iterable[str]) -> KvmDefinition:
@@ -84,9 +105,16 @@ def resolve(variant: str | Iterable[str]) -> KvmDefinition:
 
 
 def variant_name(variant: str | Iterable[str]) -> str:
-    """A canonical name: one of VARIANTS when the set matches one, else 'p1+p3' and so on."""
+    """The name of exactly this kernel: unique to its patch set, and accepted back as a variant.
+
+    A set equal to a named variant gets that name (``{"p1", "p2"}`` is ``"p2"``). Any other
+    set is its patches joined with "+", starting from p1 if it has it (``"p1+p3"``) and from
+    the baseline otherwise (``"baseline+p3"``), so it can never equal a named variant:
+    ``{"p3"}`` alone is not ``"p3"``, which is p1+p2+p3.
+    """
     names = _patch_names(variant)
     for v, pn in _VARIANT_PATCHES.items():
         if pn == names:
             return v
-    return "+".join(names)
+    joined = "+".join(names)
+    return joined if "p1" in names else f"baseline+{joined}"

@@ -17,11 +17,14 @@ About ``trap_oslar_el1`` as posted: it calls
 both arguments silently, so the call stores the *enum index* of OSLSR_EL1
 (26 with patch 1 applied) into the ``sys_regs[]`` slot whose index is the
 intended new OSLSR value: 8 (TTBR1_EL1) for an unlock, 10 (ESR_EL1) for a
-lock, given an OSLSR of 0x8 or 0xA. The stored OSLSR_EL1 itself never
-changes. We model the code as posted, because that is what a kernel built
+lock, given an OSLSR of 0x8 or 0xA. The stored OSLSR_EL1 itself does not
+change, unless userspace planted an OSLSR value (KVM_SET_ONE_REG, unchecked since
+patch 1) whose index is OSLSR_EL1's own (0x18 or 0x1A): then it becomes 26. An
+index past the end of ``sys_regs[]`` is an out-of-bounds store in the kernel;
+the model reports it and changes nothing. We model the code as posted, because that is what a kernel built
 at this variant runs; ``trap_oslar_el1_as_intended`` below is the reading
-the cover letter describes, kept for comparison in lessons, and not used
-by any variant.
+the cover letter describes; the variant ``p2-intended``
+(kvmdbg/patches/p2_intended.py) runs it.
 """
 
 from __future__ import annotations
@@ -39,11 +42,26 @@ def trap_oslar_el1_p2(kvm, vcpu, p: Params, r: SysRegDesc) -> bool:  # type: ign
     # vcpu_write_sys_reg(vcpu, OSLSR_EL1, oslsr | ((p->regval & 1) << 1)): value and index swapped.
     index = oslsr | ((p.regval & 1) << 1)
     value = kvm.defn.sysreg_index("OSLSR_EL1")
-    slot = kvm.defn.vcpu_sysreg[index] if 0 < index < len(kvm.defn.vcpu_sysreg) else f"[{index}]"
-    kvm.note(f"vcpu_write_sys_reg(vcpu, OSLSR_EL1, {index:#x}) stores {value} into sys_regs[{index}] "
-             f"({slot}), not into OSLSR_EL1: the arguments are swapped")
+    kvm.note(swapped_write_note(kvm.defn.vcpu_sysreg, index, value))
     vcpu_write_sys_reg(kvm, vcpu, value, index)
     return True
+
+
+def swapped_write_note(layout: tuple[str, ...], index: int, value: int) -> str:
+    """What ``vcpu_write_sys_reg(vcpu, OSLSR_EL1, index)`` does, in words, for the enum ``layout``."""
+    call = f"vcpu_write_sys_reg(vcpu, OSLSR_EL1, {index:#x}): the arguments are swapped, so"
+    if index >= len(layout):
+        return (f"{call} it stores {value} ({value:#x}) into sys_regs[{index}], past the end of the "
+                f"array ({len(layout)} entries)")
+    slot = layout[index]
+    if slot == "OSLSR_EL1":
+        return (f"{call} it stores {value} ({value:#x}) into sys_regs[{index}], which happens to be "
+                f"OSLSR_EL1 itself: the stored OSLSR becomes {value:#x}")
+    if index == 0:
+        return (f"{call} it stores {value} ({value:#x}) into sys_regs[0] (__INVALID_SYSREG__, a slot "
+                "no register uses); OSLSR_EL1 is unchanged")
+    return (f"{call} it stores {value} ({value:#x}) into sys_regs[{index}] ({slot}); OSLSR_EL1 is "
+            "unchanged")
 
 
 trap_oslar_el1_p2.__name__ = "trap_oslar_el1"
@@ -79,10 +97,13 @@ PATCH = Patch(
         "Makes the OS Lock real for the guest by putting the guest's OSLK into the hardware: the EL1 "
         "save/restore code now reads OSLSR_EL1 from the PE and writes the context's OSLK back through "
         "OSLAR_EL1, a vCPU resets locked (0xA), and guest OSLAR_EL1 writes are meant to update the "
-        "stored OSLK. The hardware lock is a property of the whole PE, so the guest's value also "
-        "governs the host while it is loaded; on VHE, where the host's EL1 state is never switched, "
-        "it stays with the host after vcpu_put. As posted, the new OSLAR handler passes its arguments "
-        "to vcpu_write_sys_reg() in the wrong order, so the stored OSLK never changes on a guest write."
+        "stored OSLK. The hardware lock is a property of the whole PE, and where the switch runs "
+        "decides who else it binds: on nVHE the PE carries the guest's lock only while the guest "
+        "runs, and every exit puts the host's value back; on VHE the guest's lock goes onto the PE at "
+        "vcpu_load, so the host (KVM's own exit handling included) runs with it while the vCPU is "
+        "loaded and keeps it after vcpu_put, because the host's EL1 state is never switched. As "
+        "posted, the new OSLAR handler passes its arguments to vcpu_write_sys_reg() in the wrong "
+        "order, so the stored OSLK does not change on a guest write."
     ),
     message_id="<20211029003202.158161-3-oupton@google.com>",
     files=("arch/arm64/kvm/hyp/include/hyp/sysreg-sr.h", "arch/arm64/kvm/sys_regs.c"),

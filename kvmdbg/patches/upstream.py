@@ -52,6 +52,14 @@ def trap_oslsr_el1_upstream(kvm, vcpu, p: Params, r: SysRegDesc) -> bool:  # typ
 trap_oslsr_el1_upstream.__name__ = "trap_oslsr_el1"
 
 
+# The reset value: 0x8, the OS Lock *unlocked* (only OSLM = 0b10, "implemented", in
+# the 5.18 sys_reg_descs[] entry for OSLSR_EL1). The architecture resets OSLK to 1
+# (a cold reset leaves the lock set, and v1 2/3 followed it with 0xA). 5.18 resets
+# unlocked on purpose, and the model follows the code: a deliberate deviation from
+# the architecture, not a modelling error.
+OSLSR_RESET = 0x8
+
+
 def set_oslsr_el1(kvm, vcpu, r: SysRegDesc, value: int) -> int:  # type: ignore[no-untyped-def]
     """5.18 ``set_oslsr_el1``: only OSLK may differ from the reset value 0x8, else -EINVAL."""
     if (value ^ r.val) & ~OSLSR_OSLK:
@@ -120,7 +128,9 @@ PATCH = Patch(
         "Keeps the guest's OS Lock out of the hardware. OSLAR_EL1 writes set or clear a stored OSLK, "
         "OSLSR_EL1 reads return the stored value, reads of OSLAR and writes of OSLSR UNDEF (in the "
         "architecture already, so KVM's handlers for them are a fallback), "
-        "a vCPU resets unlocked (0x8), and userspace may change only the OSLK bit. While the guest's "
+        "a vCPU resets unlocked (0x8: a deliberate deviation from the architecture, whose OS Lock is "
+        "locked out of reset, as v1 2/3 had it), and userspace may change only the OSLK bit. While "
+        "the guest's "
         "lock is set, KVM runs the guest with MDSCR_EL1.MDE and SS cleared (its own MDSCR is kept "
         "aside) and traps debug register accesses, so breakpoints, watchpoints and single step are "
         "blocked for the guest alone; BRK still works, and a VMM debugging with hardware breakpoints "
@@ -131,7 +141,7 @@ PATCH = Patch(
            "arch/arm64/kvm/debug.c", "arch/arm64/kvm/sys_regs.c"),
     sys_regs=(
         SysRegDesc("OSLAR_EL1", trap_oslar_el1_upstream),
-        SysRegDesc("OSLSR_EL1", trap_oslsr_el1_upstream, reg="OSLSR_EL1", reset="reset_val", val=0x8,
+        SysRegDesc("OSLSR_EL1", trap_oslsr_el1_upstream, reg="OSLSR_EL1", reset="reset_val", val=OSLSR_RESET,
                    set_user=set_oslsr_el1),
     ),
     cp14=(
@@ -148,7 +158,8 @@ PATCH = Patch(
         "kvm_arm_clear_debug": "5.18: the guest's own MDSCR_EL1 is put back after the run.",
         "trap_oslar_el1": "5.18: stores OSLK in the vCPU context only; reads UNDEF.",
         "trap_oslsr_el1": "5.18: returns the stored value; writes UNDEF.",
-        "kvm_reset_sys_regs": "5.18: OSLSR_EL1 resets to 0x8 (unlocked).",
+        "kvm_reset_sys_regs": "5.18: OSLSR_EL1 resets to 0x8 (unlocked), deliberately unlike the "
+                              "architecture's locked reset.",
         "__activate_traps": "5.18: MDCR_EL2.TDA is set while the guest's OS Lock is set.",
     },
     series="v5",

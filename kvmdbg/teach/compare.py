@@ -10,16 +10,24 @@ pandas is imported only when these functions run.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from kvmdbg.errors import ScenarioError
+from kvmdbg.errors import (
+    ArgumentTypeError,
+    ArgumentValueError,
+    DuplicateVariantError,
+    ScenarioTypeError,
+    check_flag,
+)
 from kvmdbg.patches import VARIANTS, variant_name
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["compare", "selftest_table", "selftest_explanations"]
+__all__ = ["compare", "selftest_table", "selftest_stage_table", "selftest_run_table",
+           "selftest_explanations", "selftest_markdown", "selftest_run_markdown"]
 
 
 def _resolve(scenario: str | Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -28,21 +36,62 @@ def _resolve(scenario: str | Callable[[Any], Any]) -> Callable[[Any], Any]:
 
         return scenarios.get(scenario)
     if callable(scenario):
+        try:
+            inspect.signature(scenario).bind(object())
+        except TypeError:
+            raise ScenarioTypeError(
+                f"scenario={scenario!r:.60} cannot be called with one Machine; a scenario is a built-in "
+                "name or a callable such as lambda m: {'x': m.guest_read('OSLSR_EL1')}") from None
+        except ValueError:  # no signature to inspect (some builtins): let the call decide
+            pass
         return scenario
-    raise ScenarioError(f"a scenario is a built-in name or a callable taking a Machine, not {scenario!r}")
+    raise ScenarioTypeError(f"scenario must be a built-in name (see kvmdbg.scenarios.names()) or a callable "
+                            f"taking a Machine, not {type(scenario).__name__} ({scenario!r:.60})")
+
+
+def _variant_list(variants: Any) -> list[tuple[str, Any]]:
+    """(canonical name, variant) per requested kernel; a kernel asked for twice is refused.
+
+    Two spellings of one kernel (``"p3"`` and ``{"p1", "p2", "p3"}``) would be one column, so
+    compare() refuses them instead of dropping one in silence.
+    """
+    if isinstance(variants, str):
+        variants = [variants]  # one variant name, not its characters
+    if variants is None or not isinstance(variants, Iterable):
+        raise ArgumentTypeError(f"variants must be a list of variants such as ['p2', 'upstream'], not "
+                                f"{type(variants).__name__} ({variants!r:.60})")
+    out: list[tuple[str, Any]] = []
+    seen: dict[str, Any] = {}
+    for v in variants:
+        name = variant_name(v)
+        if name in seen:
+            raise DuplicateVariantError(
+                f"variants lists the kernel {name!r} twice ({seen[name]!r} and {v!r}); each column is one "
+                "kernel, so give each variant once")
+        seen[name] = v
+        out.append((name, v))
+    if not out:
+        raise ArgumentValueError("variants is empty: give at least one variant, such as ['p2']")
+    return out
 
 
 def compare(scenario: str | Callable[[Any], Any], variants: Iterable[Any] = VARIANTS, *,
             vhe: bool = False) -> pd.DataFrame:
-    """One row per (location, register), one column per variant, from each final ``snapshot()``."""
+    """One row per (location, register), one column per variant, from each final ``snapshot()``.
+
+    Columns are named by :func:`kvmdbg.patches.variant_name`, unique to each kernel
+    (``{"p3"}`` is ``"baseline+p3"``). The same kernel asked for twice, under any spelling,
+    raises :class:`~kvmdbg.errors.DuplicateVariantError` before anything runs.
+    """
     import pandas as pd
 
     from kvmdbg.machine import Machine
 
     func = _resolve(scenario)
-    variants = list(variants)
+    wanted = _variant_list(variants)
+    vhe = check_flag(vhe, "vhe")
     columns: dict[str, dict[tuple[str, str], Any]] = {}
-    for variant in variants:
+    for label, variant in wanted:
         machine = Machine(variant, vhe=vhe, trace=False)
         observed = func(machine)
         col: dict[tuple[str, str], Any] = {}
@@ -52,7 +101,7 @@ def compare(scenario: str | Callable[[Any], Any], variants: Iterable[Any] = VARI
         if isinstance(observed, dict):
             for key, value in observed.items():
                 col[("scenario", str(key))] = value if not isinstance(value, dict) else repr(value)
-        columns[variant_name(variant)] = col
+        columns[label] = col
     keys: list[tuple[str, str]] = []
     for col in columns.values():
         keys += [k for k in col if k not in keys]
@@ -63,8 +112,38 @@ def compare(scenario: str | Callable[[Any], Any], variants: Iterable[Any] = VARI
     return HexFrame(data, index=index, dtype=object)
 
 
-def selftest_table(variants: Iterable[str] = VARIANTS) -> pd.DataFrame:
-    """Rows: selftest stages; columns (host mode, variant); values "pass"/"fail"."""
+def selftest_run_table(variants: Iterable[str] = VARIANTS) -> pd.DataFrame:
+    """What the real ``debug-exceptions`` run reports: it stops at its first failing GUEST_ASSERT.
+
+    Rows: selftest stages, then "result" (``"PASS"`` or ``"FAIL at <stage>"``); columns
+    (host mode, variant); stage values "pass", "fail" (the stage that aborted the run) or
+    "not run". :func:`selftest_stage_table` shows what each stage would do on its own.
+    """
+    import pandas as pd
+
+    from kvmdbg.machine import Machine
+    from kvmdbg.teach.scenarios import SELFTEST_STAGES, run_selftest_as_the_kernel_does
+
+    variants = list(variants)
+    data: dict[tuple[str, str], list[str]] = {}
+    for mode, vhe in (("nVHE", False), ("VHE", True)):
+        for variant in variants:
+            out = run_selftest_as_the_kernel_does(Machine(variant, vhe=vhe, trace=False))
+            first = next((s for s, v in out.items() if v == "fail"), None)
+            data[(mode, variant)] = [out[s] for s, _ in SELFTEST_STAGES] + [
+                "PASS" if first is None else f"FAIL at {first}"]
+    index = pd.Index([s for s, _ in SELFTEST_STAGES] + ["result"], name="stage")
+    frame = pd.DataFrame(data, index=index)
+    frame.columns = pd.MultiIndex.from_tuples(list(data), names=["host mode", "variant"])
+    return frame
+
+
+def selftest_stage_table(variants: Iterable[str] = VARIANTS) -> pd.DataFrame:
+    """Each selftest stage on its own (every stage runs, whatever failed before it).
+
+    Rows: selftest stages; columns (host mode, variant); values "pass"/"fail". The real test
+    stops at the first failure: :func:`selftest_run_table` shows that.
+    """
     import pandas as pd
 
     from kvmdbg.machine import Machine
@@ -81,6 +160,10 @@ def selftest_table(variants: Iterable[str] = VARIANTS) -> pd.DataFrame:
     return frame
 
 
+# The name the CLI and older notebooks use: the per-stage view.
+selftest_table = selftest_stage_table
+
+
 _WHY = {
     ("baseline", "lock"): (
         "enable_os_lock's GUEST_ASSERT(OSLSR_EL1 & 2) fails: in 5.15 KVM handles OSLAR_EL1 with "
@@ -95,11 +178,17 @@ _WHY = {
         "OSLAR_EL1=0 is lost because trap_oslar_el1 as posted passes value and register index to "
         "vcpu_write_sys_reg() in the wrong order. With the physical OS Lock set, the PE generates no "
         "breakpoint, watchpoint or step exception (BRK is unaffected)."),
+    ("p2-intended", "VHE"): (
+        "the guest's unlock does not reach the PE while the vCPU is loaded: on VHE the locked reset "
+        "value (0xA) goes onto the PE at vcpu_load, and trap_oslar_el1 (as intended) updates only "
+        "the in-memory OSLSR_EL1, because vcpu_write_sys_reg() writes OSLSR_EL1 to the CPU in no "
+        "variant (5.15 __vcpu_write_sys_reg_to_cpu() does not list it). The PE keeps the lock for "
+        "the rest of the run, and vcpu_put then saves the stale 0xA over the unlock."),
 }
 
 
 def selftest_explanations(table: pd.DataFrame | None = None) -> dict[tuple[str, str, str], str]:
-    """One sentence per failing (host mode, variant, stage) of :func:`selftest_table`."""
+    """One sentence per failing (host mode, variant, stage) of :func:`selftest_stage_table`."""
     if table is None:
         table = selftest_table()
     out: dict[tuple[str, str, str], str] = {}
@@ -111,6 +200,8 @@ def selftest_explanations(table: pd.DataFrame | None = None) -> dict[tuple[str, 
             base = "p2" if variant in ("p2", "p3") else variant
             if number >= 7 and base in ("baseline", "p1"):
                 text = _WHY[(base, "lock")]
+            elif variant == "p2-intended" and mode == "VHE":
+                text = _WHY[("p2-intended", "VHE")]
             elif base == "p2":
                 text = _WHY[("p2", "unlock")]
                 if variant == "p3":
@@ -121,9 +212,23 @@ def selftest_explanations(table: pd.DataFrame | None = None) -> dict[tuple[str, 
     return out
 
 
-def selftest_markdown() -> str:
-    """The selftest results as a Markdown table (nVHE and VHE agree in every cell, checked here)."""
-    table = selftest_table()
+def selftest_run_markdown() -> str:
+    """The real-run view (:func:`selftest_run_table`) as a Markdown table, one column per (mode, variant)."""
+    table = selftest_run_table()
+    cols = [f"{variant} ({mode})" for mode, variant in table.columns]
+    lines = ["| stage | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for stage, row in table.iterrows():
+        lines.append(f"| {stage} | " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def selftest_markdown(variants: Iterable[str] = VARIANTS[:5]) -> str:
+    """The per-stage selftest results as a Markdown table (a VHE cell that differs is shown in brackets).
+
+    Defaults to the five variants of API.md, the table the README showed before the real-run
+    view; :func:`selftest_run_markdown` is the real-run view over every variant.
+    """
+    table = selftest_table(variants)
     nvhe, vhe = table["nVHE"], table["VHE"]
     same = nvhe.equals(vhe)
     lines = ["| stage | " + " | ".join(nvhe.columns) + " |", "|---" * (len(nvhe.columns) + 1) + "|"]
