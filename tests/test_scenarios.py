@@ -142,8 +142,11 @@ def test_compare_frame() -> None:
 def test_the_readme_shows_the_selftest_table_the_code_produces():
     from pathlib import Path
 
-    from kvmdbg.teach.compare import selftest_markdown
+    import kvmdbg
+    from kvmdbg.teach.compare import selftest_markdown, selftest_summary_markdown
 
     readme = Path(__file__).resolve().parent.parent.joinpath("README.md").read_text()
     shown = readme.split("<!-- selftest-table:begin -->\n")[1].split("\n<!-- selftest-table:end -->")[0]
-    assert shown == selftest_markdown()
+    assert shown == selftest_markdown(kvmdbg.VARIANTS)
+    run = readme.split("<!-- selftest-run:begin -->\n")[1].split("\n<!-- selftest-run:end -->")[0]
+    assert run == selftest_summary_markdown()

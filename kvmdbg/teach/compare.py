@@ -237,3 +237,13 @@ def selftest_markdown(variants: Iterable[str] = VARIANTS[:5]) -> str:
                  for c, v in row.items()]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def selftest_summary_markdown(variants: Iterable[str] = VARIANTS) -> str:
+    """What the real selftest reports, one row per variant: its verdict on nVHE and on VHE."""
+    table = selftest_run_table(variants)
+    lines = ["| variant | nVHE | VHE |", "|---|---|---|"]
+    for variant in table.columns.get_level_values("variant").unique():
+        cells = [str(table.loc["result", (mode, variant)]) for mode in ("nVHE", "VHE")]
+        lines.append(f"| `{variant}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
