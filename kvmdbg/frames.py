@@ -70,7 +70,7 @@ def format_register_value(register: str, value: Any) -> Any:
     return text
 
 
-class HexFrame(pd.DataFrame):
+class HexFrame(pd.DataFrame):  # type: ignore[misc]  # pandas ships without type stubs here
     """A DataFrame whose display shows register values in hex; the data stay integers."""
 
     @property
@@ -101,10 +101,12 @@ class HexFrame(pd.DataFrame):
         return repr(self.display_frame())
 
     def _repr_html_(self) -> str | None:
-        return self.display_frame()._repr_html_()
+        html: str | None = self.display_frame()._repr_html_()
+        return html
 
-    def to_string(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
-        return self.display_frame().to_string(*args, **kwargs)
+    def to_string(self, *args: Any, **kwargs: Any) -> str:
+        text: str = self.display_frame().to_string(*args, **kwargs)
+        return text
 
 
 def hexframe(df: pd.DataFrame) -> HexFrame:

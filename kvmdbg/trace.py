@@ -79,12 +79,12 @@ class Snapshot:
             if a != b:
                 out.append(Change(key[0], key[1], None if key[2] < 0 else key[2], a, b))
         # Where each vCPU runs (1 = in the guest) and whether it is loaded, as 0/1 changes.
-        for i, (a, b) in enumerate(zip(self.where, other.where, strict=False)):
-            if a != b:
-                out.append(Change("where", "in_guest", i, int(a == "guest"), int(b == "guest")))
-        for i, (a, b) in enumerate(zip(self.loaded, other.loaded, strict=False)):
-            if a != b:
-                out.append(Change("kvm", "loaded", i, int(a), int(b)))
+        for i, (wa, wb) in enumerate(zip(self.where, other.where, strict=False)):
+            if wa != wb:
+                out.append(Change("where", "in_guest", i, int(wa == "guest"), int(wb == "guest")))
+        for i, (la, lb) in enumerate(zip(self.loaded, other.loaded, strict=False)):
+            if la != lb:
+                out.append(Change("kvm", "loaded", i, int(la), int(lb)))
         return out
 
 

@@ -245,7 +245,8 @@ class SysReg:
 
     def field(self, name: str) -> Field:
         try:
-            return self._by_name[name]
+            by_name: Mapping[str, Field] = getattr(self, "_by_name")  # noqa: B009 - set in __post_init__
+            return by_name[name]
         except KeyError:
             raise KeyError(
                 f"{self.name} has no field {name!r}; its fields are "
@@ -497,7 +498,7 @@ def check_value(value: object, what: str = "value") -> int:
         try:
             import operator
 
-            value = operator.index(value)  # numpy integers and IntEnums are fine
+            value = operator.index(value)  # type: ignore[arg-type]  # numpy integers and IntEnums are fine
         except TypeError:
             raise RegisterTypeError(
                 f"{what} must be an integer, not {type(value).__name__} ({value!r}); "

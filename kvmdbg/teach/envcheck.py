@@ -72,9 +72,9 @@ class EnvReport:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        display({"text/html": self._repr_html_(), "text/plain": str(self)}, raw=True)
-        display(_sample_chart())
-        display(_sample_widget())
+        display({"text/html": self._repr_html_(), "text/plain": str(self)}, raw=True)  # type: ignore[no-untyped-call]
+        display(_sample_chart())  # type: ignore[no-untyped-call]
+        display(_sample_widget())  # type: ignore[no-untyped-call]
 
 
 def _sample_chart() -> Any:

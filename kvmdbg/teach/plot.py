@@ -174,7 +174,7 @@ def bitfield(reg: str | SysReg, value: int | None, *, previous: int | None = Non
     else:
         fig = ax.figure  # type: ignore[assignment]
     _draw_register(ax, r, value, previous, _title(r, value, previous))
-    return fig  # type: ignore[return-value]
+    return fig
 
 
 def bitfields(reg: str | SysReg, values: Mapping[str, int | None]) -> Figure:
@@ -389,7 +389,7 @@ def timeline(trace_or_df: Any, register: str = "OSLSR_EL1", field: str | None = 
     ax.set_title(f"{what} over the world switch (vCPU {vcpu}, {'VHE' if mode else 'nVHE'}); "
                  "the steps where a copy changed are named below", fontsize=FONT + 1, color=INK, loc="left",
                  pad=44)
-    return fig  # type: ignore[return-value]
+    return fig
 
 
 def _phase_positions(phases: list[str]) -> tuple[list[float], list[tuple[str, int, int]]]:

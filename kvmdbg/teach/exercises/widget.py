@@ -26,7 +26,7 @@ from kvmdbg.teach.exercises.core import Exercise, Feedback
 __all__ = ["AskWidget"]
 
 
-class AskWidget(W.VBox):
+class AskWidget(W.VBox):  # type: ignore[misc]  # ipywidgets ships without type stubs
     """One exercise as a widget: type an answer, press Check, read the feedback."""
 
     def __init__(self, exercise: Exercise) -> None:
