@@ -63,6 +63,9 @@ def test_read_button_reports_what_the_guest_reads() -> None:
     box.read_button.click()
     assert hex(box.machine.guest_view("OSLSR_EL1")) in box.history.value
     assert "OSLK=1" in box.history.value
+    # what the guest read is the panel's first line, above the phases that produced it
+    top = box.function.value.split("this click ran", 1)[0]
+    assert f"MRS x0, OSLSR_EL1 -&gt; {box.machine.guest_view('OSLSR_EL1'):#x}" in top
 
 
 def test_step_advances_one_phase_and_names_the_function() -> None:

@@ -509,8 +509,13 @@ def machine_diagram(source: Machine | Snapshot, event: Event | Iterable[Event] |
                     f"to {_BOX_TITLES[arr.dest][0]}: {_hex(arr.before)} → {_hex(arr.after)}")
             a(_t(_LEFT + 90, legend_top + 18 * k, text, size=12, family="monospace", cls="kvmdbg-arrow-label"))
     else:
-        what = f"last step: {events[-1].function} (no watched value changed)" if events else \
-            "no step given: state only"
+        if len(events) > 1:
+            what = (f"no value ended different after these {len(events)} steps "
+                    "(what one step changed, a later one put back)")
+        elif events:
+            what = f"step {events[0].step}, {events[0].function}: no value shown here changed"
+        else:
+            what = "no step yet: the state as it is"
         a(_t(_LEFT, legend_top, what, size=12, fill="#444"))
     a("</svg>")
     return Diagram("".join(parts), title, values, tuple(arrows), running, frozenset(changed))
