@@ -424,7 +424,7 @@ class OSLockLab(_Dashboard):
                         f"<td><b>{html.escape(e.function)}</b> <span class='kvmdbg-file'>"
                         f"{html.escape(e.file)}</span></td><td>{html.escape(e.detail)}{changed}{note}</td></tr>")
         said = "".join(f"<div class='kvmdbg-result'>{html.escape(t)}</div>" for t in self._said
-                       if t != self.notice)
+                       if t != self.notice and t not in (str(e) for e in events))  # a step's row says it
         head = (f"this click ran {len(events)} phase{'s' if len(events) > 1 else ''} "
                 f"(step{'s' if len(events) > 1 else ''} {events[0].step}"
                 f"{'–' + str(events[-1].step) if len(events) > 1 else ''})")
