@@ -259,9 +259,10 @@ def _state_before(machine: Machine, first: Event) -> dict[tuple[str, str, int], 
 def _running(where: tuple[str, ...], vhe: bool | None, events: Sequence[Event]) -> tuple[str, str, int]:
     """(side, text, EL) of what runs now: "guest"/"host", a sentence, and its exception level."""
     last = events[-1] if events else None
-    if where and where[0] == "guest" and (last is None or last.phase == "guest" or last.function == "__guest_enter"
-                                          or not last.file.startswith("arch/arm64/kvm/hyp/")):
-        return "guest", "the guest kernel, at EL1 (vCPU 0 is in the guest)", 1
+    running = [i for i, w in enumerate(where) if w == "guest"]  # one PE: at most one vCPU runs
+    if running and (last is None or last.phase == "guest" or last.function == "__guest_enter"
+                    or not last.file.startswith("arch/arm64/kvm/hyp/")):
+        return "guest", f"the guest kernel, at EL1 (vCPU {running[0]} is in the guest)", 1
     in_hyp = last is not None and last.file.startswith("arch/arm64/kvm/hyp/")
     if vhe is None:
         return "host", "the host (VHE or nVHE not recorded in a Snapshot)", 0
@@ -408,10 +409,9 @@ def machine_diagram(source: Machine | Snapshot, event: Event | Iterable[Event] |
     a(_t(_LEFT, 22, title, size=15, weight="bold"))
     a(_t(_LEFT, 42, f"running now: {running}", size=13, fill=_RUN if side == "guest" else "#0d47a1",
          cls="kvmdbg-running"))
-    state = ("in the guest" if where and where[0] == "guest" else "in the host") + \
-        (", loaded" if loaded and loaded[0] else ", not loaded") + ("; a world switch is in progress"
-                                                                    if in_progress else "")
-    a(_t(_LEFT, 60, f"vCPU 0 is {state}", size=12, fill="#444"))
+    state = "; ".join(f"vCPU {i} is in the {w}, {'loaded' if i < len(loaded) and loaded[i] else 'not loaded'}"
+                      for i, w in enumerate(where)) + ("; a world switch is in progress" if in_progress else "")
+    a(_t(_LEFT, 60, state, size=12, fill="#444"))
     parts.extend(_el_ladder(vhe, side, el))
 
     # -- boxes

@@ -6,7 +6,9 @@ exposes its controls as attributes, so a test can drive it without a browser
 model and the rendered HTML. Every control carries a stable CSS class
 (``kvmdbg-...``). Errors inside callbacks are shown in the widget's error
 box (class ``kvmdbg-error``), never lost. The timeline is one reused Figure
-rendered to PNG into an ``Image`` widget.
+rendered to PNG into an ``Image`` widget; the machine diagram is inline SVG from
+:mod:`kvmdbg.teach.diagram` in an ``HTML`` widget (class ``kvmdbg-diagram-view``), redrawn
+on every click from the Machine and the events the click ran.
 """
 
 from __future__ import annotations
