@@ -195,3 +195,15 @@ def test_importing_the_diagram_loads_no_plotting_or_widgets() -> None:
             "bad = [m for m in ('matplotlib', 'ipywidgets', 'pandas') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT)})
+
+
+def test_two_vcpus_each_get_their_boxes_and_the_running_one_is_named() -> None:
+    m = Machine("p2", vcpus=2)
+    m.guest_write("OSLAR_EL1", 1, vcpu=1)  # vCPU 1's handler: 0x1a into its ESR_EL1 slot
+    d = machine_diagram(m)
+    shown = rows(d)
+    assert shown["vcpu:ESR_EL1:1"][0] == "0x1a"
+    assert shown["vcpu:ESR_EL1:0"][0] == hex(m.vcpu_reg("ESR_EL1", 0)) != "0x1a"  # vCPU 0 untouched
+    assert shown["guest_view:OSLSR_EL1:1"][0] == hex(m.guest_view("OSLSR_EL1", 1))
+    assert "vCPU 1 is in the guest" in d.running
+    assert "vCPU 0 is in the host, not loaded; vCPU 1 is in the guest, loaded" in texts(d)

@@ -63,6 +63,9 @@ def test_read_button_reports_what_the_guest_reads() -> None:
     box.read_button.click()
     assert hex(box.machine.guest_view("OSLSR_EL1")) in box.history.value
     assert "OSLK=1" in box.history.value
+    # what the guest read is the panel's first line, above the phases that produced it
+    top = box.function.value.split("this click ran", 1)[0]
+    assert f"MRS x0, OSLSR_EL1 -&gt; {box.machine.guest_view('OSLSR_EL1'):#x}" in top
 
 
 def test_step_advances_one_phase_and_names_the_function() -> None:
@@ -165,7 +168,11 @@ def test_compare_panel() -> None:
     assert bytes(panel.chart.value).startswith(b"\x89PNG")
     panel.vhe.value = True
     assert panel.error.value == ""
-    assert list(panel.frame.columns) == ["baseline", "p1", "p2", "p3", "upstream"]
+    import kvmdbg
+
+    # every variant, the five of API.md first (later ones, such as p2-intended, may follow)
+    assert list(panel.frame.columns) == list(kvmdbg.VARIANTS)
+    assert list(panel.frame.columns)[:5] == ["baseline", "p1", "p2", "p3", "upstream"]
 
 
 def test_compare_panel_unknown_scenario_shows_error() -> None:

@@ -259,9 +259,10 @@ def _state_before(machine: Machine, first: Event) -> dict[tuple[str, str, int], 
 def _running(where: tuple[str, ...], vhe: bool | None, events: Sequence[Event]) -> tuple[str, str, int]:
     """(side, text, EL) of what runs now: "guest"/"host", a sentence, and its exception level."""
     last = events[-1] if events else None
-    if where and where[0] == "guest" and (last is None or last.phase == "guest" or last.function == "__guest_enter"
-                                          or not last.file.startswith("arch/arm64/kvm/hyp/")):
-        return "guest", "the guest kernel, at EL1 (vCPU 0 is in the guest)", 1
+    running = [i for i, w in enumerate(where) if w == "guest"]  # one PE: at most one vCPU runs
+    if running and (last is None or last.phase == "guest" or last.function == "__guest_enter"
+                    or not last.file.startswith("arch/arm64/kvm/hyp/")):
+        return "guest", f"the guest kernel, at EL1 (vCPU {running[0]} is in the guest)", 1
     in_hyp = last is not None and last.file.startswith("arch/arm64/kvm/hyp/")
     if vhe is None:
         return "host", "the host (VHE or nVHE not recorded in a Snapshot)", 0
@@ -408,10 +409,9 @@ def machine_diagram(source: Machine | Snapshot, event: Event | Iterable[Event] |
     a(_t(_LEFT, 22, title, size=15, weight="bold"))
     a(_t(_LEFT, 42, f"running now: {running}", size=13, fill=_RUN if side == "guest" else "#0d47a1",
          cls="kvmdbg-running"))
-    state = ("in the guest" if where and where[0] == "guest" else "in the host") + \
-        (", loaded" if loaded and loaded[0] else ", not loaded") + ("; a world switch is in progress"
-                                                                    if in_progress else "")
-    a(_t(_LEFT, 60, f"vCPU 0 is {state}", size=12, fill="#444"))
+    state = "; ".join(f"vCPU {i} is in the {w}, {'loaded' if i < len(loaded) and loaded[i] else 'not loaded'}"
+                      for i, w in enumerate(where)) + ("; a world switch is in progress" if in_progress else "")
+    a(_t(_LEFT, 60, state, size=12, fill="#444"))
     parts.extend(_el_ladder(vhe, side, el))
 
     # -- boxes
@@ -509,8 +509,13 @@ def machine_diagram(source: Machine | Snapshot, event: Event | Iterable[Event] |
                     f"to {_BOX_TITLES[arr.dest][0]}: {_hex(arr.before)} → {_hex(arr.after)}")
             a(_t(_LEFT + 90, legend_top + 18 * k, text, size=12, family="monospace", cls="kvmdbg-arrow-label"))
     else:
-        what = f"last step: {events[-1].function} (no watched value changed)" if events else \
-            "no step given: state only"
+        if len(events) > 1:
+            what = (f"no value ended different after these {len(events)} steps "
+                    "(what one step changed, a later one put back)")
+        elif events:
+            what = f"step {events[0].step}, {events[0].function}: no value shown here changed"
+        else:
+            what = "no step yet: the state as it is"
         a(_t(_LEFT, legend_top, what, size=12, fill="#444"))
     a("</svg>")
     return Diagram("".join(parts), title, values, tuple(arrows), running, frozenset(changed))

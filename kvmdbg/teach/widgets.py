@@ -6,7 +6,9 @@ exposes its controls as attributes, so a test can drive it without a browser
 model and the rendered HTML. Every control carries a stable CSS class
 (``kvmdbg-...``). Errors inside callbacks are shown in the widget's error
 box (class ``kvmdbg-error``), never lost. The timeline is one reused Figure
-rendered to PNG into an ``Image`` widget.
+rendered to PNG into an ``Image`` widget; the machine diagram is inline SVG from
+:mod:`kvmdbg.teach.diagram` in an ``HTML`` widget (class ``kvmdbg-diagram-view``), redrawn
+on every click from the Machine and the events the click ran.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ _CSS = """<style>
 .kvmdbg-why {border-left: 5px solid #e0a000; background: #fff6d6; color: #1f1f1f; padding: 4px 8px;
   margin: 4px 0; font-size: 13px;}
 .kvmdbg-phases-head {font-weight: bold; margin-top: 4px;}
+.kvmdbg-result {font-family: monospace; font-size: 13px; color: #0d47a1;}
 .kvmdbg-diagram-view {overflow-x: auto;}
 </style>"""
 
@@ -213,6 +216,7 @@ class OSLockLab(_Dashboard):
         self.surprises: list[tuple[Any, Surprise]] = []  # (event, surprise) among them
         self.diagram: Diagram | None = None
         self.notice = ""  # what the last click has to say above its phases (a run-to that cannot end)
+        self._said: list[str] = []  # the log lines of the click in progress, shown above its phases
         self.last_render_seconds = 0.0
         self.variant.observe(self._guarded(self._on_config), names="value")
         self.vhe.observe(self._guarded(self._on_config), names="value")
@@ -245,6 +249,7 @@ class OSLockLab(_Dashboard):
             m = self.machine
             start = m.trace[-1].step if len(m.trace) else 0
             self.notice = ""
+            self._said = []
             try:
                 action(*args)
             finally:
@@ -254,6 +259,7 @@ class OSLockLab(_Dashboard):
         return self._guarded(run)
 
     def _say(self, text: str) -> None:
+        self._said.append(text)
         self._log_lines.append(html.escape(text))
         self._log_lines = self._log_lines[-8:]
         self.history.value = "<br>".join(self._log_lines)
@@ -419,6 +425,8 @@ class OSLockLab(_Dashboard):
             rows.append(f"<tr class='{cls}' data-step='{e.step}'><td>{e.step}</td><td>{html.escape(e.phase)}</td>"
                         f"<td><b>{html.escape(e.function)}</b> <span class='kvmdbg-file'>"
                         f"{html.escape(e.file)}</span></td><td>{html.escape(e.detail)}{changed}{note}</td></tr>")
+        said = "".join(f"<div class='kvmdbg-result'>{html.escape(t)}</div>" for t in self._said
+                       if t != self.notice and t not in (str(e) for e in events))  # a step's row says it
         head = (f"this click ran {len(events)} phase{'s' if len(events) > 1 else ''} "
                 f"(step{'s' if len(events) > 1 else ''} {events[0].step}"
                 f"{'–' + str(events[-1].step) if len(events) > 1 else ''})")
@@ -426,7 +434,7 @@ class OSLockLab(_Dashboard):
         why += "".join(
             f"<div class='kvmdbg-why'><b>Look at step {e.step}, {html.escape(e.function)}:</b> "
             f"{html.escape(e.detail)}<br>{html.escape(s.why)}</div>" for e, s in self.surprises)
-        self.function.value = (f"{why}<div class='kvmdbg-phases-head'>{head}</div>"
+        self.function.value = (f"{said}{why}<div class='kvmdbg-phases-head'>{head}</div>"
                                f"<div class='kvmdbg-phases'><table><tr><th>step</th><th>phase</th>"
                                f"<th>kernel function, file</th><th>what it did, what changed</th></tr>"
                                f"{''.join(rows)}</table></div>")
