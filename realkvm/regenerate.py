@@ -73,7 +73,7 @@ def run(cmd, **kw) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------- patches
 
 def patch_files(patch_dir: Path) -> list[Path]:
-    found = sorted(p for p in patch_dir.iterdir()
+    found = sorted(p.resolve() for p in patch_dir.iterdir()
                    if p.is_file() and not p.name.startswith("."))
     if len(found) != 3:
         sys.exit(f"--patches {patch_dir}: expected exactly 3 patch files "
@@ -168,7 +168,7 @@ def set_patch_level(tree: Path, pristine: Path, patches: list[Path],
         new = (scratch / rel).read_bytes()
         if (tree / rel).read_bytes() != new:
             (tree / rel).write_bytes(new)
-    shutil.rmtree(scratch)
+    shutil.rmtree(scratch, ignore_errors=True)
     return checked
 
 
@@ -372,6 +372,8 @@ def main(argv=None) -> int:
                 else prev.get("build_seconds"),
                 "boot_seconds": round(secs, 2),
                 "vmm_seconds": float(meta.get("seconds", "nan")),
+                "scenario_seconds": {k[5:]: float(v) for k, v in meta.items()
+                                     if k.startswith("time.")},
                 "rows": rows,
             }
             log(f"{variant}/{mode}: {len(rows)} values in {secs:.1f} s")

@@ -106,6 +106,7 @@ static uint32_t MOVK(int rd, uint16_t imm, int hw) { return 0xF2800000u | hw << 
 static uint32_t STR(int rt, int rn, unsigned off) { return 0xF9000000u | (off / 8) << 10 | rn << 5 | rt; }
 static uint32_t ADDI(int rd, int rn, unsigned imm) { return 0x91000000u | imm << 10 | rn << 5 | rd; }
 #define ISB  0xD5033FDFu
+#define NOP  0xD503201Fu
 #define ERET 0xD69F03E0u
 #define BSELF 0x14000000u
 
@@ -235,6 +236,10 @@ static void segment(struct vm *vm)
 {
 	uint64_t pc = RAM_BASE + CODE_OFF + 4ull * vm->ncode;
 
+	/* KVM completes the previous MMIO exit at the next KVM_RUN by stepping
+	 * over one instruction, even after a new PC was set (and after a second
+	 * KVM_ARM_VCPU_INIT): start every segment with a NOP it may skip. */
+	emit(vm, NOP);
 	mov64(vm, 27, RAM_BASE + RES_OFF);
 	mov64(vm, 28, MMIO_BASE);
 	mov64(vm, 9, RAM_BASE + VEC_OFF);
