@@ -150,3 +150,20 @@ def test_fidelity_table_counts_every_cell():
     assert f"**{total}**" in md
     for run in RECORDING["runs"]:
         assert f"| {run['variant']} | {run['mode']} | {run['kernel_release']} |" in md
+
+
+def test_replay_catches_a_wrong_recorded_value():
+    """The comparison can fail: a recorded value changed by hand no longer agrees."""
+    run = next(r for r in RECORDING["runs"] if (r["variant"], r["mode"]) == ("p2", "vhe"))
+    rows = [dict(r) for r in replay.scenarios(run)["host_oslock"]]
+    after_run = next(r for r in rows if r["step"].endswith("host_oslsr.after_run"))
+    assert after_run["value"] == "0xa"  # the VHE host leak, as recorded
+    after_run["value"] = "0x8"
+    cells = replay.replay_scenario("p2", "vhe", "host_oslock", rows)
+    assert [c.step for c in cells if not c.agrees] == [after_run["step"]]
+
+
+def test_replay_rejects_an_unknown_step():
+    m = replay.kvmdbg.Machine("baseline")
+    with pytest.raises(ValueError, match="unknown op"):
+        replay.model_value(m, "00.teleport.OSLSR_EL1")
