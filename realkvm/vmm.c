@@ -69,6 +69,7 @@ static const struct sysreg REGS[] = {
 	{ "ID_AA64DFR0_EL1", 3, 0,  0, 5, 0 },
 	{ "VBAR_EL1",        3, 0, 12, 0, 0 },
 	{ "ELR_EL1",         3, 0,  4, 0, 1 },
+	{ "CSSELR_EL1",      3, 2,  0, 0, 0 },
 };
 
 static const struct sysreg *reg(const char *name)
@@ -624,6 +625,28 @@ static void s_planted(struct vm *vm, uint64_t v)
 }
 
 static void s_planted_0(struct vm *vm) { s_planted(vm, 0x0); }
+
+/* Patch 2 as posted stores 26 into sys_regs[(OSLSR & ~2) | OSLK << 1]: with a
+ * planted OSLSR the guest's OSLAR write picks the slot.  0x18 | 2 = 26 is
+ * OSLSR_EL1's own slot; 0x0 | 2 = 2 is CSSELR_EL1 in the 5.15 enum. */
+static void s_planted_slot(struct vm *vm, uint64_t planted, const char *victim)
+{
+	vm_open(vm);
+	set_reg(vm, "OSLSR_EL1", planted);
+	get_reg(vm, victim);
+	segment(vm);
+	g_write(vm, "OSLAR_EL1", 1);
+	g_read(vm, victim);
+	g_read(vm, "OSLSR_EL1");
+	g_exit(vm);
+	run(vm);
+	get_reg(vm, victim);
+	get_reg(vm, "OSLSR_EL1");
+	vm_close(vm);
+}
+
+static void s_slot_oslsr(struct vm *vm) { s_planted_slot(vm, 0x18, "OSLSR_EL1"); }
+static void s_slot_csselr(struct vm *vm) { s_planted_slot(vm, 0x0, "CSSELR_EL1"); }
 static void s_planted_a(struct vm *vm) { s_planted(vm, 0xA); }
 
 static const struct { const char *name; void (*fn)(struct vm *); } SCENARIOS[] = {
@@ -642,6 +665,8 @@ static const struct { const char *name; void (*fn)(struct vm *); } SCENARIOS[] =
 	{ "vcpu_reinit", s_reinit },
 	{ "planted_oslsr_0", s_planted_0 },
 	{ "planted_oslsr_a", s_planted_a },
+	{ "planted_slot_oslsr", s_slot_oslsr },
+	{ "planted_slot_csselr", s_slot_csselr },
 };
 
 static double now(void)
