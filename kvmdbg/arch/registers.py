@@ -427,6 +427,10 @@ _DECLS: list[SysReg] = [
     _reg("ESR_EL2", (3, 4, 5, 2, 0), (_f("ISS", 24, 0), _f("IL", 25), _f("EC", 31, 26)), reset=None, el=2),
     _reg("ELR_EL1", (3, 0, 4, 0, 1), (), reset=None),
     _reg("TTBR1_EL1", (3, 0, 2, 0, 1), (), reset=None, doc="Translation Table Base Register 1 (EL1)"),
+    # CSSELR_EL1 matters here only as the slot patch 2's swapped call can write (sys_regs[2] in
+    # 5.15): a guest OSLAR write after userspace planted OSLSR_EL1 = 0x0 sends it there.
+    _reg("CSSELR_EL1", (3, 2, 0, 0, 0), (_f("InD", 0), _f("Level", 3, 1), _f("TnD", 4)), reset=None,
+         doc="Cache Size Selection Register"),
     _reg("SPSR_EL1", (3, 0, 4, 0, 0), (_f("SS", 21), _f("D", 9)), reset=None),
     _reg("FAR_EL1", (3, 0, 6, 0, 0), (), reset=None),
     _reg("VBAR_EL1", (3, 0, 12, 0, 0), (), reset=None),

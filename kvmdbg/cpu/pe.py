@@ -48,6 +48,13 @@ def trap_control(name: str, mdcr_el2: int, hcr_el2: int) -> str | None:
     return None
 
 
+# Registers of which the PE keeps only some bits. CSSELR_EL1: Level (3:1) and InD (0); TnD (bit 4)
+# is RES0 without FEAT_MTE2 and the other bits are RES0 (Arm ARM, CSSELR_EL1). QEMU's -cpu max
+# keeps the same four bits: the real-kernel recording reads KVM's reset value 0x1de7ec7edbadc0de
+# back as 0xe on the PE (realkvm/recording.json, scenario planted_slot_csselr).
+IMPLEMENTED_BITS: dict[str, int] = {"CSSELR_EL1": 0xF}
+
+
 class PhysicalCPU:
     """The debug state of one Armv8 PE."""
 
@@ -60,7 +67,8 @@ class PhysicalCPU:
         self.pstate_d = True
         self.halted = False
         names = ["OSLSR_EL1", "OSDLR_EL1", "DBGPRCR_EL1", "MDRAR_EL1", "MDSCR_EL1", "ID_AA64DFR0_EL1",
-                 "MDCR_EL2", "HCR_EL2", "ESR_EL1", "ESR_EL2", "ELR_EL1", "TTBR1_EL1", "SPSR_EL1", "FAR_EL1", "VBAR_EL1"]
+                 "MDCR_EL2", "HCR_EL2", "ESR_EL1", "ESR_EL2", "ELR_EL1", "TTBR1_EL1", "SPSR_EL1", "FAR_EL1", "VBAR_EL1",
+                 "CSSELR_EL1"]
         names += [f"DBG{k}{n}_EL1" for n in range(self.profile.breakpoints) for k in ("BVR", "BCR")]
         names += [f"DBG{k}{n}_EL1" for n in range(self.profile.watchpoints) for k in ("WVR", "WCR")]
         self._names = frozenset(names) | {"OSLAR_EL1"}
@@ -109,7 +117,15 @@ class PhysicalCPU:
             # OSLAR_EL1.OSLK -> OSLSR_EL1.OSLK (Arm ARM D13.3.x OSLAR_EL1).
             self.regs["OSLSR_EL1"] = (self.regs["OSLSR_EL1"] & ~OSLK) | ((value & 1) << 1)
             return
-        self.regs[r.name] = value
+        self.load(r.name, value)
+
+    def load(self, name: str, value: int) -> None:
+        """Put ``value`` into register ``name`` as the hardware keeps it (bits it does not implement read 0).
+
+        Used by every write to the PE, the world switch's restores included.
+        """
+        mask = IMPLEMENTED_BITS.get(name)
+        self.regs[name] = value if mask is None else value & mask
 
     @property
     def os_lock(self) -> bool:

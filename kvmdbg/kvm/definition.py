@@ -117,7 +117,8 @@ class KvmDefinition:
 
     # The EL1 state the model switches in __sysreg_{save,restore}_el1_state
     # (a subset of the kernel's list: the registers the model has).
-    el1_state: tuple[str, ...] = ("TTBR1_EL1", "ESR_EL1", "FAR_EL1", "VBAR_EL1", "ELR_EL1", "SPSR_EL1")
+    el1_state: tuple[str, ...] = ("CSSELR_EL1", "TTBR1_EL1", "ESR_EL1", "FAR_EL1", "VBAR_EL1", "ELR_EL1",
+                                  "SPSR_EL1")
     common_state: tuple[str, ...] = ("MDSCR_EL1",)
 
     def desc(self, reg: SysReg | str) -> SysRegDesc | None:

@@ -187,7 +187,7 @@ class Kvm:
 
     def _restore_el1(self, ctxt: CpuContext) -> str:
         for name in self.defn.el1_state:
-            self.pe.regs[name] = ctxt.sys_regs.get(name, 0)
+            self.pe.load(name, ctxt.sys_regs.get(name, 0))
         return "; ".join(h.restore(self.pe, ctxt) for h in self.defn.el1_hooks)
 
     def _save_common(self, ctxt: CpuContext) -> None:

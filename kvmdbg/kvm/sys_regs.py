@@ -207,7 +207,7 @@ def vcpu_write_sys_reg(kvm: Kvm, vcpu: Vcpu, val: int, reg: str | int) -> None:
                     if kvm.vhe else "") + "; the model does not emulate that corruption")
         return
     if kvm.vhe and vcpu.loaded and name in VHE_SYSREGS_ON_CPU and kvm.pe.has(name):
-        kvm.pe.regs[name] = val
+        kvm.pe.load(name, val)
         kvm.note(f"{on_cpu_name(name)} on the CPU <- {val:#x} (the vCPU is loaded on VHE)")
         return
     vcpu.ctxt.sys_regs[name] = val
@@ -264,6 +264,14 @@ def access_vm_reg(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     else:
         p.regval = vcpu_read_sys_reg(kvm, vcpu, r.reg)
     return True
+
+
+def access_csselr(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+    """``access_csselr()``: the stored CSSELR_EL1, reached only when HCR_EL2.TID2 traps it.
+
+    The model never sets TID2, so the guest reads and writes CSSELR_EL1 on the PE.
+    """
+    return access_vm_reg(kvm, vcpu, p, r)
 
 
 def _trap_dbg(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
@@ -387,6 +395,7 @@ def _baseline() -> dict[Encoding, SysRegDesc]:
         _desc("ID_AA64DFR0_EL1", access_id_reg, get_user=get_id_reg, set_user=set_id_reg),
         # The non-debug EL1 registers the model keeps (sys_reg_descs[], 5.15): listed in
         # KVM_GET_REG_LIST and served by KVM_GET/SET_ONE_REG because they have a slot.
+        _desc("CSSELR_EL1", access_csselr, reg="CSSELR_EL1", reset="reset_unknown"),
         _desc("TTBR1_EL1", access_vm_reg, reg="TTBR1_EL1", reset="reset_unknown"),
         _desc("ESR_EL1", access_vm_reg, reg="ESR_EL1", reset="reset_unknown"),
         _desc("FAR_EL1", access_vm_reg, reg="FAR_EL1", reset="reset_unknown"),
