@@ -64,10 +64,10 @@ class EnvReport:
                 f"<table><tr><th>package</th><th>version</th><th>for</th></tr>{rows}</table>{verdict}"
                 "<p>Below you should see <b>a small chart</b> (the four fields of OSLSR_EL1 as boxes) and "
                 "<b>a green box</b> saying that widgets work. If the chart shows as text such as "
-                "<code>&lt;kvmdbg chart ...&gt;</code>, your front end does not display images: open the notebook in JupyterLab. If the green box "
-                "is missing or you see <code>VBox(...)</code> as text, widgets are not rendering: run "
-                "<code>pip install -U ipywidgets jupyterlab</code> in the kit's environment, restart "
-                "JupyterLab and reload the page.</p></div>")
+                "<code>&lt;kvmdbg chart ...&gt;</code>, your front end does not display images: open the "
+                "notebook in JupyterLab. If the green box is missing or you see <code>VBox(...)</code> as "
+                "text, widgets are not rendering: run <code>pip install -U ipywidgets jupyterlab</code> in "
+                "the kit's environment, restart JupyterLab and reload the page.</p></div>")
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
