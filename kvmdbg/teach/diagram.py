@@ -467,12 +467,16 @@ def machine_diagram(source: Machine | Snapshot, event: Event | Iterable[Event] |
         dkey = (arr.dest, arr.register, -1 if arr.vcpu is None else arr.vcpu)
         if dkey not in row_y:
             continue
-        dy = row_y[dkey]
+        dy: float = row_y[dkey]
         dx0 = _box_x(arr.dest)
+        sx: float
+        sy: float
         if arr.source is None:
             sx, sy = dx0 + _BOX_W / 2 + 20 * (arr.number % 3), _TOP - 14
             ex, ey = dx0 + _BOX_W / 2 + 20 * (arr.number % 3), dy - 12
             path = f"M{sx:.0f},{sy:.0f} L{ex:.0f},{ey:.0f}"
+            lx: float
+            ly: float
             lx, ly = sx + 10, sy + 4
         else:
             skey = (arr.source, arr.register, -1 if arr.source in ("host", "physical") else (arr.vcpu or 0))

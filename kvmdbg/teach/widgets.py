@@ -71,7 +71,7 @@ def _hex(v: int | None) -> str:
     return "—" if v is None else f"{v:#x}"
 
 
-class _Dashboard(W.VBox):
+class _Dashboard(W.VBox):  # type: ignore[misc]  # ipywidgets ships without type stubs
     """Shared plumbing: an error box and a decorator that routes exceptions into it."""
 
     def _init_errors(self) -> None:
