@@ -180,3 +180,43 @@ def test_app_with_its_port_busy_says_so_or_serves_what_it_prints(tmp_path: Path)
                                 capture_output=True, text=True, env=env, timeout=60)
         assert result.returncode == 2
         assert f"port {port} on 127.0.0.1 is in use" in result.stderr and "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- Voila kernels in a real browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+@pytest.mark.browser
+def test_voila_culls_the_kernels_of_closed_pages(tmp_path: Path) -> None:
+    """Five page loads in Chromium, pages closed: at most one kernel left once the cull interval passed."""
+    if os.environ.get("KVMDBG_SKIP_BROWSER") or not CHROMIUM.exists():
+        pytest.skip("no Chromium at /usr/bin/chromium (or KVMDBG_SKIP_BROWSER is set)")
+    pytest.importorskip("voila")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from kvmdbg.servers import CULL_IDLE_TIMEOUT, CULL_INTERVAL
+
+    with started(tmp_path, "app") as (url, proc), sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            for _ in range(5):
+                page = browser.new_page()
+                page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
+                    "http://127.0.0.1") else route.abort())
+                page.goto(url)
+                page.wait_for_selector(".widget-button", timeout=60_000)  # the lab rendered: its kernel runs
+                page.close()
+        finally:
+            browser.close()
+        after_closing = kernels(proc)
+        start = time.monotonic()
+        limit = CULL_IDLE_TIMEOUT + CULL_INTERVAL + 20
+        while kernels(proc) > 0 and time.monotonic() - start < limit:  # wait for all of them, to report it
+            time.sleep(2)
+        left, waited = kernels(proc), time.monotonic() - start
+    print(f"voila kernels: {after_closing} right after 5 closed page loads, {left} after {waited:.0f} s")
+    assert after_closing == 5, "each page load should have had its own kernel"
+    assert left <= 1, f"{left} kernels still running {waited:.0f} s after the pages were closed"
