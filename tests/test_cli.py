@@ -435,3 +435,35 @@ def test_export_to_a_full_device_fails_cleanly_and_keeps_the_device() -> None:
     import stat
 
     assert stat.S_ISCHR(os.lstat("/dev/full").st_mode) and os.stat("/dev/full").st_rdev == before
+
+
+# --------------------------------------------------------------------------- JupyterHub (docs/jupyterhub.md)
+
+HUB_DOC = REPO / "docs" / "jupyterhub.md"
+HUB_COMMAND = 'kvmdbg -q lab --copy-only --dir "$HOME/kvmdbg-notebooks"'
+
+
+def test_the_documented_jupyterhub_copy_command_works(tmp_path: Path) -> None:
+    import json
+    import re
+
+    doc = HUB_DOC.read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", doc, re.S)
+    assert HUB_COMMAND in [b.strip() for b in blocks], "docs/jupyterhub.md must show the copy command"
+    assert doc.count("kvmdbg -q lab --copy-only --dir") >= 3  # the command, the z2jh hook, Spawner.cmd
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KVMDBG_")}, "HOME": str(home),
+           "PYTHONPATH": str(REPO)}
+    script = HUB_COMMAND.replace("kvmdbg ", f"{sys.executable} -m kvmdbg ", 1)
+    for _ in range(2):  # at every start: the second run copies nothing and keeps edits
+        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == str(home / "kvmdbg-notebooks") and result.stderr == ""
+        (home / "kvmdbg-notebooks" / "00-welcome.ipynb").write_text("edited")
+    names = sorted(p.name for p in (home / "kvmdbg-notebooks").iterdir())
+    assert names[0] == "00-welcome.ipynb" and "app.ipynb" not in names and len(names) >= 10
+    assert (home / "kvmdbg-notebooks" / "00-welcome.ipynb").read_text() == "edited"
+    overrides = re.search(r"printf '%s\\n' '(\{.*?\})'", doc).group(1)
+    assert json.loads(overrides) == {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false",
+                                                                                      "checkForUpdates": False}}
