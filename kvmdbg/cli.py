@@ -493,9 +493,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if to_stdout:
         data = encode_trace(df, fmt)
+        binary = getattr(sys.stdout, "buffer", None)  # None when stdout is a text stream only
         sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        if binary is not None:
+            binary.write(data)
+            binary.flush()
+        elif fmt == "parquet":
+            raise CliError("this stdout takes text only; write Parquet to a file with -o FILE")
+        else:
+            sys.stdout.write(data.decode("utf-8"))
         _progress(f"wrote {len(df)} rows to stdout ({fmt}, {len(data)} bytes, no sidecar)")
         return 0
     write_trace(df, path, fmt, force=args.force)

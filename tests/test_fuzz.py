@@ -236,6 +236,10 @@ argvs = st.one_of(soup, shaped)
 
 @SLOW
 @given(argvs)
+@example(["export", "oslock-toggle", "-V", "p1", "-o", "-"])  # stdout is a StringIO here: text only
+@example(["export", "oslock-toggle", "-V", "p1", "-f", "parquet", "-o", "-"])
+@example(["compare", "oslock-toggle", "--variants", "p2,upstream"])
+@example(["run", "oslock-toggle", "-V", "p3,", "-q"])
 def test_cli_main_returns_an_exit_status_and_one_line_errors(argv: list[str]) -> None:
     from kvmdbg.cli import main
 
