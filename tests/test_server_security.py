@@ -220,3 +220,28 @@ def test_voila_culls_the_kernels_of_closed_pages(tmp_path: Path) -> None:
     print(f"voila kernels: {after_closing} right after 5 closed page loads, {left} after {waited:.0f} s")
     assert after_closing == 5, "each page load should have had its own kernel"
     assert left <= 1, f"{left} kernels still running {waited:.0f} s after the pages were closed"
+
+
+@pytest.mark.browser
+def test_lab_opens_the_welcome_notebook_without_the_news_prompt(tmp_path: Path) -> None:
+    if os.environ.get("KVMDBG_SKIP_BROWSER") or not CHROMIUM.exists():
+        pytest.skip("no Chromium at /usr/bin/chromium (or KVMDBG_SKIP_BROWSER is set)")
+    pytest.importorskip("jupyterlab")
+    sync_api = pytest.importorskip("playwright.sync_api")
+
+    with started(tmp_path, "lab", "--dir", str(tmp_path / "nb")) as (url, proc), sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
+                "http://127.0.0.1") else route.abort())
+            page.goto(url)
+            page.wait_for_selector(".jp-NotebookPanel .jp-Notebook", timeout=60_000)
+            page.wait_for_selector(".jp-StatusBar-TextItem:has-text('Idle')", timeout=60_000)
+            page.wait_for_timeout(3000)  # the prompt, when enabled, appears once the app is restored
+            tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current").first.inner_text().strip()
+            body = page.locator("body").inner_text()
+        finally:
+            browser.close()
+    assert tab == "00-welcome.ipynb"
+    assert "get notified about official Jupyter news" not in body
