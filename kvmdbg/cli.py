@@ -754,7 +754,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Copy the notebooks that come with kvmdbg into a working folder (only those not "
             "there yet: your edits are never overwritten, and the installed copies are never "
-            "touched), then start JupyterLab on 127.0.0.1 in that folder."
+            "touched), then start JupyterLab on 127.0.0.1 in that folder with a random token, "
+            "print the URL it serves (the welcome notebook, token included) and open it. A Jupyter "
+            "config of yours cannot empty the token: kvmdbg lab reads its own server config instead "
+            "of your jupyter_server_config. Ctrl-C stops it."
         ),
     )
     p.add_argument(
@@ -773,7 +776,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "app",
         help="start the OS Lock lab as a standalone web app (Voila)",
-        description="Serve the app notebook with Voila on 127.0.0.1: widgets only, no code cells.",
+        description=(
+            "Serve the app notebook with Voila on 127.0.0.1 with a random token, and print the URL it "
+            "serves (token included): widgets only, no code cells. Each page load starts a kernel; "
+            "the kernel of a closed page is stopped after 60 s without activity (checked every 30 s). "
+            "Ctrl-C stops it."
+        ),
     )
     p.add_argument("--port", type=_port_arg, default=None,
                    help="the port, 1-65535; it must be free (default: 8866 if free, else any free port)")
