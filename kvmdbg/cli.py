@@ -228,7 +228,7 @@ def _parse_variants(text: str) -> list[str | frozenset[str]]:
     items = text.split()
     if not items:
         raise CliError("--variants is empty; give variants separated by spaces, such as 'baseline p2 upstream', "
-                       "or leave the option out to compare all five")
+                       "or leave the option out to compare every variant")
     out: list[str | frozenset[str]] = []
     seen: dict[str, str] = {}
     for item in items:
@@ -730,7 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=(
             "kvmdbg: a JupyterLab teaching kit that models how Linux KVM/arm64 handles the "
-            "debug OS Lock, across five kernel variants (baseline, p1, p2, p3, upstream)."
+            "debug OS Lock, across kernel variants from 5.15 (baseline) to 5.18 (upstream)."
         ),
         epilog="Run 'kvmdbg COMMAND --help' for a command's options.",
     )
@@ -820,7 +820,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--variants",
         default=None,
         metavar="'V1 V2 ...'",
-        help="space-separated variants to compare, each once, such as 'baseline p2 p1,p3' (default: all five)",
+        help="space-separated variants to compare, each once, such as 'baseline p2 p1,p3' (default: every variant)",
     )
     _add_machine_options(p, variant=False)
     p.set_defaults(func=cmd_compare)

@@ -31,6 +31,7 @@ from kvmdbg.teach.export import (  # noqa: E402
     sidecar_path,
     write_trace,
 )
+from kvmdbg.trace import Trace  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,7 @@ def test_full_64_bit_values_and_empty_text(tmp_path: Path) -> None:
     })
     df = df.astype({c: pd.Series(["x"]).dtype for c in ("phase", "function", "file", "location", "register",
                                                           "detail")})
+    df = type(Trace().to_dataframe())(df)  # read_trace gives the class to_dataframe gives
     for fmt in FORMATS:
         pd.testing.assert_frame_equal(df, read_trace(write_trace(df, tmp_path / f"v.{fmt}", fmt)))
 

@@ -424,7 +424,10 @@ def _build(columns: dict[str, list[Any]]) -> pd.DataFrame:
         raise ValueError("step: a row has no step number")
     vcpus = [_int_or_none(v, "vcpu", True) for v in columns["vcpu"]]
     values = [_int_or_none(v, "value", False) for v in columns["value"]]
+    from kvmdbg.trace import Trace
+
     text_dtype = pd.Series(["x"]).dtype  # object on pandas 2, str on pandas 3: as to_dataframe makes
+    frame_type = type(Trace().to_dataframe())  # the very class to_dataframe returns (a DataFrame)
     data: dict[str, Any] = {}
     for c in COLUMNS:
         if c == "step":
@@ -438,7 +441,7 @@ def _build(columns: dict[str, list[Any]]) -> pd.DataFrame:
             if any(not isinstance(v, str) for v in col):
                 raise ValueError(f"{c}: a row has a missing or non-text value")
             data[c] = pd.Series(col, dtype=text_dtype)
-    return pd.DataFrame(data, columns=list(COLUMNS))
+    return frame_type(data, columns=list(COLUMNS))
 
 
 def _csv_rows(p: Path, body: str) -> list[list[str]]:
