@@ -80,17 +80,9 @@ class _VersionAction(argparse.Action):
 
 
 def _version() -> str:
-    try:
-        from kvmdbg import __version__
+    from kvmdbg import __version__
 
-        return str(__version__)
-    except Exception:  # pragma: no cover - only while the package is half written
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return version("kvmdbg")
-        except PackageNotFoundError:
-            return "unknown"
+    return str(__version__)
 
 
 def _one_line(message: object) -> str:
@@ -116,7 +108,7 @@ def _error_message(exc: BaseException) -> str:
     from_kvmdbg = type(exc).__module__.startswith("kvmdbg")
     if isinstance(exc, KeyError) and not from_kvmdbg and len(exc.args) == 1:
         text = str(exc.args[0])  # KeyError's str() adds quotes
-    elif isinstance(exc, OSError) and exc.strerror:
+    elif isinstance(exc, OSError) and exc.strerror and not from_kvmdbg:
         text = exc.strerror
         if exc.filename is not None:
             text += f": {os.fsdecode(exc.filename)!r}"
@@ -136,7 +128,15 @@ def _print_frame(df: Any) -> None:
         print("(no rows)")
         return
     plain_index = isinstance(df.index, pd.RangeIndex) and df.index.name is None
-    print(df.to_string(index=not plain_index))
+    if isinstance(df.columns, pd.MultiIndex):
+        print(df.to_string(index=not plain_index))
+        return
+    formatters = {}
+    for col in df.columns:  # text left-aligned, as it reads; numbers right-aligned
+        width = max([len(str(col))] + [len(str(v)) for v in df[col]])
+        text = df[col].dtype == object or str(df[col].dtype) in ("str", "string")
+        formatters[col] = (lambda v, w=width: f"{v!s:<{w}}") if text else (lambda v, w=width: f"{v!s:>{w}}")
+    print(df.to_string(index=not plain_index, formatters=formatters, justify="left"))
 
 
 def _scenario_names() -> list[str]:
@@ -187,25 +187,73 @@ def _apply_scenario(scenario: Any, machine: Any) -> None:
     raise CliError(f"scenario {getattr(scenario, 'name', scenario)!r} cannot be run", code=1)
 
 
-def _parse_variant(text: str) -> str | frozenset[str]:
-    """One of VARIANTS, or a set of patch names written ``p1,p3`` or ``p1+p3``."""
+def _parse_variant(text: str, option: str = "--variant") -> str | frozenset[str]:
+    """One of VARIANTS, or a set of patch names written ``p1,p3`` or ``p1+p3``.
+
+    Checked with kvmdbg.patches (its PatchError says why a set is impossible); every problem is
+    a CliError of one line that names the option and the value.
+    """
     from kvmdbg import VARIANTS
+    from kvmdbg.errors import PatchError
+    from kvmdbg.patches import resolve
 
     value = text.strip().lower()
+    if not value:
+        raise CliError(f"{option} is empty; give a variant ({', '.join(VARIANTS)}) or a patch set such as p1,p3")
     if value in VARIANTS:
         return value
-    for sep in (",", "+"):
-        if sep in value:
-            return frozenset(part.strip() for part in value.split(sep) if part.strip())
+    if "," in value or "+" in value:
+        parts = [part.strip() for part in value.replace("+", ",").split(",")]
+        names = [part for part in parts if part]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise CliError(f"{option} {text!r}: {', '.join(doubled)} given twice; name each patch once")
+        variant = frozenset(names)
+        if not variant:
+            raise CliError(f"{option} {text!r} names no patch; write a set such as p1,p3")
+        try:
+            resolve(variant)
+        except PatchError as exc:
+            raise CliError(f"{option} {text!r}: {_one_line(exc)}") from None
+        return variant
     close = difflib.get_close_matches(value, list(VARIANTS), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]}?" if close else ""
     raise CliError(
-        f"unknown variant {text!r}{hint} (choose from {', '.join(VARIANTS)}, or a patch set such as p1,p3)"
+        f"{option}: unknown variant {text!r}{hint} (choose from {', '.join(VARIANTS)}, or a patch set such as p1,p3)"
     )
 
 
+def _parse_variants(text: str) -> list[str | frozenset[str]]:
+    """``--variants``: space-separated variants, each at most once (also under another name)."""
+    items = text.split()
+    if not items:
+        raise CliError("--variants is empty; give variants separated by spaces, such as 'baseline p2 upstream', "
+                       "or leave the option out to compare every variant")
+    out: list[str | frozenset[str]] = []
+    seen: dict[str, str] = {}
+    for item in items:
+        variant = _parse_variant(item, "--variants")
+        label = _variant_label(variant)
+        if label in seen:
+            same = "given twice" if seen[label] == item else f"the same kernel as {seen[label]!r} ({label})"
+            raise CliError(f"--variants: {item!r} is {same}; list each variant once")
+        seen[label] = item
+        out.append(variant)
+    return out
+
+
 def _variant_label(variant: str | frozenset[str]) -> str:
-    return variant if isinstance(variant, str) else "+".join(sorted(variant))
+    """A name unique to the kernel: one of VARIANTS, or ``baseline+p3`` for a set that is none of them."""
+    from kvmdbg import VARIANTS
+    from kvmdbg.patches import resolve
+
+    if isinstance(variant, str):
+        return variant
+    patches = resolve(variant).patches
+    for name in VARIANTS:
+        if resolve(name).patches == patches:
+            return name
+    return "+".join(("baseline", *patches))
 
 
 def _mode(vhe: bool) -> str:
@@ -237,29 +285,148 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- register values on screen
+
+
+def hex_value(register: str, value: object) -> str:
+    """A register value as the prose writes it: ``0xA``, with the fields set where they help.
+
+    One-bit fields that are set are listed by name, highest bit first (MDCR_EL2 ``0x706
+    TDOSA|TDA|TDE|HPMN=0x6``); wider fields that are not zero as ``NAME=value`` (an enum's
+    name where the architecture names the value, ``OSLM=IMPLEMENTED``). ID registers are shown
+    as hex only: every field of theirs is set, so names would fill the table. ``-`` for a
+    location that keeps no copy; a value that is not an integer is shown as it is.
+    """
+    import numbers
+
+    if value is None or (not isinstance(value, (str, bool)) and _is_missing(value)):
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return str(value)
+    v = int(value)
+    text = f"0x{v:X}" if v >= 0 else f"-0x{-v:X}"
+    if v <= 0:
+        return text
+    fields = _named_fields(register.split("[", 1)[0])
+    if not fields:
+        return text
+    names = [f.name for f in sorted(fields, key=lambda f: -f.msb) if f.width == 1 and f.extract(v)]
+    wide = [f"{f.name}={f.describe(f.extract(v))}" for f in fields if f.width > 1 and f.extract(v)]
+    return f"{text} {'|'.join(names + wide)}" if names or wide else text
+
+
+def _is_missing(value: object) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(value))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return False
+
+
+def _named_fields(register: str) -> tuple[Any, ...]:
+    from kvmdbg.arch.registers import REGISTERS
+
+    reg = REGISTERS.get(register.upper())
+    if reg is None or reg.name.startswith("ID_"):
+        return ()
+    return tuple(reg.fields)
+
+
+def changes_frame(df: Any) -> Any:
+    """Only what each step changed: one row per (step, cell) whose value differs from before.
+
+    ``before`` is the value after the previous step (``-`` where there was none, as for the
+    first step's initial values); values are formatted with :func:`hex_value`.
+    """
+    import pandas as pd
+
+    rows: list[dict[str, object]] = []
+    last: dict[tuple[object, str, str], object] = {}
+    for rec in df.itertuples(index=False):
+        vcpu = None if _is_missing(rec.vcpu) else int(rec.vcpu)
+        key = (vcpu, str(rec.location), str(rec.register))
+        value = None if _is_missing(rec.value) else int(rec.value)
+        seen = key in last
+        before = last.get(key)
+        last[key] = value
+        if seen and before == value:
+            continue
+        if not seen and value is None:
+            continue  # a copy that does not exist yet: nothing to show
+        where = str(rec.location) if vcpu is None else f"{rec.location}[vcpu{vcpu}]"
+        rows.append({"step": int(rec.step), "phase": rec.phase, "function": rec.function, "where": where,
+                     "register": rec.register, "before": hex_value(str(rec.register), before),
+                     "after": hex_value(str(rec.register), value)})
+    return pd.DataFrame(rows, columns=["step", "phase", "function", "where", "register", "before", "after"])
+
+
+def _hex_frame(df: Any, register_of: Callable[[Any, Any], str]) -> Any:
+    """A copy of ``df`` for printing, every integer cell through :func:`hex_value`."""
+    out = df.astype(object).copy()
+    for col in out.columns:
+        out[col] = [_hex_value_or_count(register_of(idx, col), v) for idx, v in zip(out.index, out[col], strict=True)]
+    return out
+
+
+# --------------------------------------------------------------------------- subcommands (cont.)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     df = _trace_frame(args.scenario, args.variant, args.vhe)
-    _print_frame(df)
+    if args.full:
+        shown = df.astype({"value": object})
+        shown["value"] = [hex_value(r, v) for r, v in zip(df["register"], df["value"], strict=True)]
+        _print_frame(shown)
+        return 0
+    changes = changes_frame(df)
+    _progress(f"{len(changes)} change(s) in {df['step'].nunique()} step(s); --full prints every value at every step")
+    _print_frame(changes)
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     import kvmdbg
 
     _check_scenario(args.scenario)
-    if args.variants:
-        variants = tuple(_parse_variant(v) for v in args.variants.split())
-    else:
-        variants = tuple(kvmdbg.VARIANTS)
+    variants = _parse_variants(args.variants) if args.variants is not None else list(kvmdbg.VARIANTS)
     start = time.monotonic()
     _progress(f"running scenario {args.scenario!r} under {len(variants)} variants ({_mode(args.vhe)})...")
-    if args.variants:
-        df = kvmdbg.compare(args.scenario, variants, vhe=args.vhe)
-    else:
-        df = kvmdbg.compare(args.scenario, vhe=args.vhe)
+    # one variant at a time, each column named by _variant_label: a name unique to its kernel
+    columns = []
+    for variant in variants:
+        col = kvmdbg.compare(args.scenario, [variant], vhe=args.vhe)
+        col.columns = [_variant_label(variant)]
+        columns.append(col)
+    df = pd.concat(columns, axis=1)
     _progress(f"done in {time.monotonic() - start:.1f} s")
-    _print_frame(df)
+    _print_frame(_hex_frame(df, _compare_row_register))
     return 0
+
+
+def _compare_row_register(index: Any, column: Any) -> str:
+    """The register a compare() row shows, for :func:`hex_value`.
+
+    A scenario's own results are values (hex: OSLSR reads, addresses, fields) except the
+    counts (``saved``, ``restored``, ``refused count``: how many registers), shown in decimal.
+    """
+    from kvmdbg.arch.registers import REGISTERS
+
+    location, name = (str(index[0]), str(index[1])) if isinstance(index, tuple) else ("", str(index))
+    if location != "scenario":
+        return name
+    if "count" in name.lower().split() or name.lower() in _COUNT_RESULTS:
+        return "#count"
+    return next((reg for reg in REGISTERS if reg.upper() == name.upper().split()[-1]), "-") if name else "-"
+
+
+_COUNT_RESULTS = ("saved", "restored")
+
+
+def _hex_value_or_count(register: str, value: object) -> str:
+    return str(value) if register == "#count" and value is not None else hex_value(register, value)
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
@@ -274,35 +441,72 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 
 def _export_format(args: argparse.Namespace) -> str:
-    if args.format:
-        return str(args.format)
-    fmt = _SUFFIX_FORMATS.get(Path(args.output).suffix.lower())
-    if fmt is None:
+    """--format, checked against the file name; from the suffix if not given (csv for stdout)."""
+    from kvmdbg.teach.export import ExportValueError, format_for
+
+    if args.output == "-":
+        return str(args.format or "csv")
+    by_suffix = _SUFFIX_FORMATS.get(Path(args.output).suffix.lower())
+    if args.format is None and by_suffix is None:
         choices = "|".join(EXPORT_FORMATS)
         raise CliError(f"cannot tell the format of {args.output!r} from its name; pass --format {choices}")
-    return fmt
+    try:
+        return format_for(args.output, args.format)
+    except ExportValueError:
+        raise CliError(f"--format {args.format} contradicts the file name {args.output!r} (a {by_suffix} "
+                       f"suffix); rename the file to end in .{args.format} or drop --format") from None
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(path: Path, force: bool) -> None:
     """Fail early, before running anything, if ``path`` cannot be written."""
-    if path.is_dir():
-        raise CliError(f"cannot write {str(path)!r}: it is a directory")
-    parent = path.parent if str(path.parent) else Path(".")
+    import stat
+
+    real = Path(os.path.realpath(path))
+    try:
+        mode = os.stat(real).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise CliError(f"cannot write {str(path)!r}: it is a directory; give a file name inside it")
+    if mode is not None and not stat.S_ISREG(mode) and not force:
+        raise CliError(f"refusing to write {str(path)!r}: it is not a regular file (a device, FIFO or socket); "
+                       "pass --force to write into it")
+    parent = real.parent
     if not parent.is_dir():
         raise CliError(f"cannot write {str(path)!r}: directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise CliError(f"cannot write {str(path)!r}: permission denied")
+    if mode is not None and not stat.S_ISREG(mode):
+        return
+    if not os.access(parent, os.W_OK):
+        raise CliError(f"cannot write {str(path)!r}: permission denied in {str(parent)!r}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     fmt = _export_format(args)
+    to_stdout = args.output == "-"
+    if to_stdout and fmt == "parquet" and sys.stdout.isatty():
+        raise CliError("refusing to write Parquet (binary) to a terminal; redirect it (> t.parquet) or use -o FILE")
     path = Path(args.output)
-    _check_writable(path)
+    if not to_stdout:
+        _check_writable(path, args.force)
     df = _trace_frame(args.scenario, args.variant, args.vhe)
-    from kvmdbg.teach.export import write_trace
+    from kvmdbg.teach.export import encode_trace, write_trace
 
-    write_trace(df, path, fmt)
-    _progress(f"wrote {len(df)} rows to {str(path)!r} ({fmt})")
+    if to_stdout:
+        data = encode_trace(df, fmt)
+        binary = getattr(sys.stdout, "buffer", None)  # None when stdout is a text stream only
+        sys.stdout.flush()
+        if binary is not None:
+            binary.write(data)
+            binary.flush()
+        elif fmt == "parquet":
+            raise CliError("this stdout takes text only; write Parquet to a file with -o FILE")
+        else:
+            sys.stdout.write(data.decode("utf-8"))
+        _progress(f"wrote {len(df)} rows to stdout ({fmt}, {len(data)} bytes, no sidecar)")
+        return 0
+    write_trace(df, path, fmt, force=args.force)
+    extra = " and its sidecar " + repr(path.name + ".kvmdbg.json") if fmt == "csv" and path.is_file() else ""
+    _progress(f"wrote {len(df)} rows to {str(path)!r}{extra} ({fmt})")
     return 0
 
 
@@ -311,7 +515,9 @@ def _copy_notebooks(dest: Path) -> list[Path]:
     if dest.exists() and not dest.is_dir():
         raise CliError(f"{str(dest)!r} exists and is not a directory")
     dest.mkdir(parents=True, exist_ok=True)
-    shipped = sorted(_NOTEBOOK_DIR.glob("*.ipynb")) if _NOTEBOOK_DIR.is_dir() else []
+    # app.ipynb is what `kvmdbg app` serves from the installation, not a notebook to study
+    found = sorted(_NOTEBOOK_DIR.glob("*.ipynb")) if _NOTEBOOK_DIR.is_dir() else []
+    shipped = [p for p in found if p.name != _APP_NOTEBOOK]
     if not shipped:
         _progress(f"warning: this installation ships no notebooks (looked in {str(_NOTEBOOK_DIR)!r})")
     copied = kept = 0
@@ -333,61 +539,98 @@ def _copy_notebooks(dest: Path) -> list[Path]:
     return present
 
 
-def _free_port() -> int:
-    from kvmdbg.servers import free_port
-
-    return free_port()
-
-
 def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def _exec(cmd: list[str]) -> int:
-    """Replace this process with ``cmd`` (POSIX), or run it and return its status."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if os.name == "posix":
-        os.execv(cmd[0], cmd)
-    import subprocess
+def _port_arg(text: str) -> int:
+    """argparse type of --port: 1-65535, refused at once (one line, exit 2) otherwise."""
+    from kvmdbg.servers import check_port
 
     try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 130
+        return check_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--port ")) from None
 
 
-def _smoke(
-    what: str,
-    cmd: list[str],
-    port: int,
-    token: str,
-    path: str,
-    check: Callable[[str], str | None] | None = None,
-) -> int:
-    """Start a server, wait until ``path`` answers 200, run ``check``, shut it down."""
-    import tempfile
+def _token_required(url: str) -> str | None:
+    """None if ``url`` without the token is refused, else what happened.
 
+    Refused means 403, or (Voila's pages) a redirect to the login page; redirects are not
+    followed, so the check itself never loads a page that starts a kernel.
+    """
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    try:
+        with urllib.request.build_opener(NoRedirect).open(url, timeout=10) as resp:
+            return f"{url} answered {resp.status} without the token"
+    except urllib.error.HTTPError as e:
+        if e.code == 403 or (e.code in (302, 303) and "/login" in (e.headers.get("Location") or "")):
+            return None
+        return f"{url} answered {e.code} without the token (expected 403 or a redirect to the login page)"
+    except OSError as e:
+        return f"{url} did not answer ({e})"
+
+
+def _serve(launch: Any, private: Path, *, smoke: bool, no_browser: bool, token_path: str,
+           check: Callable[[str], str | None] | None = None) -> int:
+    """Start a server, wait until it answers, check that it refuses requests without the token.
+
+    Smoke mode (CI): run ``check`` and shut it down. Otherwise print the URL it serves (with the
+    token), open it in a browser unless asked not to, and wait until the server ends or Ctrl-C.
+    """
     from kvmdbg.servers import LocalServer, ServerError
 
     timeout = float(os.environ.get("KVMDBG_SMOKE_TIMEOUT", "180"))
-    with tempfile.TemporaryDirectory(prefix="kvmdbg-smoke-") as tmp:
-        env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(Path(tmp) / "runtime"))
-        server = LocalServer(what, cmd, port=port, token=token, log=Path(tmp) / "server.log", env=env,
-                             ready_path=path, timeout=timeout)
-        _progress(f"smoke test: starting {what} on {server.base} ...")
-        try:
-            with server:
-                failure = check(f"{server.base}/{{}}?token={token}") if check is not None else None
-        except ServerError as e:
-            sys.stderr.write(f"{PROG}: error: smoke test failed: {_one_line(e)}\n")
-            return 1
-        if failure:
-            sys.stderr.write(server.tail() + "\n")
-            sys.stderr.write(f"{PROG}: error: smoke test failed: {failure}\n")
-            return 1
-    _progress(f"smoke test passed: {what} answered 200 after {server.ready_after:.1f} s and was shut down")
-    return 0
+    env = dict(launch.env)
+    if smoke:
+        env["JUPYTER_RUNTIME_DIR"] = str(private / "runtime")
+    ready = launch.ready_path if not smoke or launch.ready_path else "/"  # smoke: Voila renders the app
+    server = LocalServer(launch.what, launch.cmd, port=launch.port, token=launch.token,
+                         log=private / "server.log" if smoke else None, env=env, ready_path=ready, timeout=timeout)
+    label = "smoke test: " if smoke else ""
+    _progress(f"{label}starting {launch.what} on {server.base} ...")
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:  # SIGTERM/SIGHUP: stop the server too, never orphan it
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
+        signal.signal(sig, stop)
+    try:
+        with server:
+            failure = _token_required(server.base + token_path)
+            if failure is None and check is not None:
+                failure = check(f"{server.base}/{{}}?token={launch.token}")
+            if failure:
+                sys.stderr.write(server.tail() + "\n")
+                sys.stderr.write(f"{PROG}: error: {'smoke test failed: ' if smoke else ''}{failure}\n")
+                return 1
+            if smoke:
+                _progress(f"smoke test passed: {launch.what} answered 200 after {server.ready_after:.1f} s, "
+                          f"refused a request without the token, and was shut down")
+                return 0
+            print(f"{PROG}: {launch.what} is serving {launch.url}", flush=True)
+            print(f"{PROG}: (only this computer can reach it; the token in the URL is the key; stop it with Ctrl-C)",
+                  flush=True)
+            if not no_browser:
+                import webbrowser
+
+                webbrowser.open(launch.url)
+            assert server.proc is not None
+            try:
+                return int(server.proc.wait() or 0)
+            except KeyboardInterrupt:
+                _progress("stopping ...")
+                return 0
+    except ServerError as e:
+        sys.stderr.write(f"{PROG}: error: {'smoke test failed: ' if smoke else ''}{_one_line(e)}\n")
+        return 1
 
 
 def _lab_contents_check(notebooks: list[Path], root: Path) -> Callable[[str], str | None]:
@@ -408,6 +651,13 @@ def _lab_contents_check(notebooks: list[Path], root: Path) -> Callable[[str], st
     return check
 
 
+def _private_dir() -> Any:
+    """A folder only this user can read (mkdtemp makes it 0700), removed when the server ends."""
+    import tempfile
+
+    return tempfile.TemporaryDirectory(prefix="kvmdbg-")
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     import importlib.util
 
@@ -418,23 +668,20 @@ def cmd_lab(args: argparse.Namespace) -> int:
         return 0
     if importlib.util.find_spec("jupyterlab") is None:
         raise CliError("JupyterLab is not installed in this Python; pip install 'jupyterlab>=4'", code=1)
-    if _env_true("KVMDBG_LAB_SMOKE"):
-        import secrets
+    import secrets
 
-        from kvmdbg.servers import lab_command
+    from kvmdbg.servers import ServerError, choose_port, lab_launch
 
-        port, token = args.port or _free_port(), secrets.token_hex(16)
-        cmd = lab_command(port, token, root, allow_root=_is_root())
-        return _smoke("JupyterLab", cmd, port, token, "/api/status", _lab_contents_check(notebooks, root))
-    cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={root}"]
-    if _is_root():
-        cmd.append("--allow-root")
-    if args.port:
-        cmd.append(f"--ServerApp.port={args.port}")
-    if args.no_browser:
-        cmd.append("--no-browser")
-    _progress(f"starting JupyterLab in {str(root)!r} (stop it with Ctrl-C)...")
-    return _exec(cmd)
+    smoke = _env_true("KVMDBG_LAB_SMOKE")
+    try:
+        port = choose_port(args.port, 8888)
+    except ServerError as e:
+        raise CliError(str(e)) from None
+    with _private_dir() as tmp:
+        launch = lab_launch(root, port, secrets.token_urlsafe(24), Path(tmp), allow_root=_is_root())
+        check = _lab_contents_check(notebooks, root) if smoke else None
+        return _serve(launch, Path(tmp), smoke=smoke, no_browser=args.no_browser, token_path="/api/kernels",
+                      check=check)
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -445,19 +692,20 @@ def cmd_app(args: argparse.Namespace) -> int:
     notebook = _NOTEBOOK_DIR / _APP_NOTEBOOK
     if not notebook.is_file():
         raise CliError(f"this installation ships no app notebook ({str(notebook)!r} is missing)", code=1)
-    if _env_true("KVMDBG_APP_SMOKE"):
-        import secrets
+    import secrets
 
-        from kvmdbg.servers import voila_command
+    from kvmdbg.servers import CULL_IDLE_TIMEOUT, CULL_INTERVAL, ServerError, app_launch, choose_port
 
-        port, token = args.port or _free_port(), secrets.token_hex(16)
-        return _smoke("Voila", voila_command(notebook, port, token), port, token, "/")
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--Voila.ip=127.0.0.1"]
-    cmd.append(f"--port={args.port or 8866}")
-    if args.no_browser:
-        cmd.append("--no-browser")
-    _progress(f"starting the kvmdbg app on http://127.0.0.1:{args.port or 8866}/ (stop it with Ctrl-C)...")
-    return _exec(cmd)
+    smoke = _env_true("KVMDBG_APP_SMOKE")
+    try:
+        port = choose_port(args.port, 8866)
+    except ServerError as e:
+        raise CliError(str(e)) from None
+    _progress(f"each page load starts a kernel; a closed page's kernel is stopped after {CULL_IDLE_TIMEOUT} s "
+              f"idle (checked every {CULL_INTERVAL} s)")
+    with _private_dir() as tmp:
+        launch = app_launch(notebook, port, secrets.token_urlsafe(24), Path(tmp))
+        return _serve(launch, Path(tmp), smoke=smoke, no_browser=args.no_browser, token_path="/")
 
 
 # --------------------------------------------------------------------------- parser
@@ -482,13 +730,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=(
             "kvmdbg: a JupyterLab teaching kit that models how Linux KVM/arm64 handles the "
-            "debug OS Lock, across five kernel variants (baseline, p1, p2, p3, upstream)."
+            "debug OS Lock, across kernel variants from 5.15 (baseline) to 5.18 (upstream)."
         ),
         epilog="Run 'kvmdbg COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", parser_class=_Parser)
+    # -q also after the subcommand (kvmdbg run ... -q); SUPPRESS keeps a -q given before it
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="no progress lines on stderr")
+    real_add_parser = sub.add_parser
+
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return real_add_parser(name, parents=[quiet], **kwargs)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
 
     p = sub.add_parser(
         "lab",
@@ -496,13 +754,17 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Copy the notebooks that come with kvmdbg into a working folder (only those not "
             "there yet: your edits are never overwritten, and the installed copies are never "
-            "touched), then start JupyterLab on 127.0.0.1 in that folder."
+            "touched), then start JupyterLab on 127.0.0.1 in that folder with a random token, "
+            "print the URL it serves (the welcome notebook, token included) and open it. A Jupyter "
+            "config of yours cannot empty the token: kvmdbg lab reads its own server config instead "
+            "of your jupyter_server_config. Ctrl-C stops it."
         ),
     )
     p.add_argument(
         "--dir", default="kvmdbg-notebooks", help="the working folder (default: ./kvmdbg-notebooks)"
     )
-    p.add_argument("--port", type=int, default=None, help="the port (default: JupyterLab's choice)")
+    p.add_argument("--port", type=_port_arg, default=None,
+                   help="the port, 1-65535; it must be free (default: 8888 if free, else any free port)")
     p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     p.add_argument(
         "--copy-only",
@@ -514,9 +776,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "app",
         help="start the OS Lock lab as a standalone web app (Voila)",
-        description="Serve the app notebook with Voila on 127.0.0.1: widgets only, no code cells.",
+        description=(
+            "Serve the app notebook with Voila on 127.0.0.1 with a random token, and print the URL it "
+            "serves (token included): widgets only, no code cells. Each page load starts a kernel; "
+            "the kernel of a closed page is stopped after 60 s without activity (checked every 30 s). "
+            "Ctrl-C stops it."
+        ),
     )
-    p.add_argument("--port", type=int, default=None, help="the port (default: 8866)")
+    p.add_argument("--port", type=_port_arg, default=None,
+                   help="the port, 1-65535; it must be free (default: 8866 if free, else any free port)")
     p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     p.set_defaults(func=cmd_app)
 
@@ -530,9 +798,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run",
         help="run a scenario under one variant and print its trace",
-        description="Run one built-in scenario on a fresh Machine and print its trace as a table.",
+        description=(
+            "Run one built-in scenario on a fresh Machine and print what each step changed: the step, "
+            "the kernel function it models, which copy of which register, and the value before and "
+            "after (hex, with the fields set). --full prints every value after every step instead."
+        ),
     )
     _add_machine_options(p)
+    p.add_argument("--full", action="store_true", help="print the whole trace table (every cell after every step)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -547,7 +820,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--variants",
         default=None,
         metavar="'V1 V2 ...'",
-        help="space-separated variants to compare (default: all five)",
+        help="space-separated variants to compare, each once, such as 'baseline p2 p1,p3' (default: every variant)",
     )
     _add_machine_options(p, variant=False)
     p.set_defaults(func=cmd_compare)
@@ -570,9 +843,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-f",
         choices=EXPORT_FORMATS,
         default=None,
-        help="the file format (default: from the file name's suffix)",
+        help="the file format (default: from the file name's suffix; csv for -o -); must agree with the suffix",
     )
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="the file to write, replaced only once complete ('-' for stdout); a CSV gets a "
+                        "sidecar FILE.kvmdbg.json with its row count and CRC-32")
+    p.add_argument("--force", action="store_true",
+                   help="write into an existing device or FIFO instead of refusing (never replaces it)")
     p.set_defaults(func=cmd_export)
     return parser
 
@@ -585,10 +862,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet = bool(args.quiet)
     if getattr(args, "func", None) is None:
         parser.error("a command is required")
-    try:
-        from kvmdbg.errors import KvmdbgError
-    except ImportError:  # pragma: no cover - only while the package is half written
-        KvmdbgError = ValueError  # type: ignore[misc,assignment]  # noqa: N806
+    from kvmdbg.errors import KvmdbgError
+
     try:
         return int(args.func(args) or 0)
     except CliError as exc:
@@ -601,6 +876,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+    # KvmdbgError is what kvmdbg raises on purpose; ValueError and KeyError stay here only until
+    # every module raises KvmdbgError subclasses (issue 12 item 4); OSError: the file system.
     except (KvmdbgError, ValueError, KeyError, OSError) as exc:
         sys.stderr.write(f"{PROG}: error: {_error_message(exc)}\n")
         return 2

@@ -168,7 +168,8 @@ def test_lab_copies_only_missing_notebooks(shipped: Path, tmp_path: Path, capsys
     assert cli.main(["lab", "--copy-only", "--dir", str(work)]) == 0
     assert capsys.readouterr().out.strip() == str(work.resolve())
 
-    assert sorted(p.name for p in work.iterdir()) == ["00-welcome.ipynb", "01-baseline.ipynb", "app.ipynb"]
+    # app.ipynb is served by `kvmdbg app` from the installation: not copied for the student
+    assert sorted(p.name for p in work.iterdir()) == ["00-welcome.ipynb", "01-baseline.ipynb"]
     assert (work / "01-baseline.ipynb").read_text() == "my edits"  # never overwritten
     assert (work / "00-welcome.ipynb").read_bytes() == (shipped / "00-welcome.ipynb").read_bytes()
     assert os.access(work / "00-welcome.ipynb", os.W_OK) or os.geteuid() == 0
@@ -185,7 +186,7 @@ def test_lab_copies_only_missing_notebooks(shipped: Path, tmp_path: Path, capsys
 def test_lab_creates_the_working_folder(shipped: Path, tmp_path: Path) -> None:
     work = tmp_path / "a" / "b"
     assert cli.main(["-q", "lab", "--copy-only", "--dir", str(work)]) == 0
-    assert (work / "app.ipynb").is_file()
+    assert (work / "00-welcome.ipynb").is_file() and not (work / "app.ipynb").exists()
 
 
 def test_app_without_app_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -209,6 +210,7 @@ def test_app_smoke_serves_the_app_with_voila() -> None:
     result = run_cli("app", env={"KVMDBG_APP_SMOKE": "1"})
     assert result.returncode == 0, result.stderr
     assert "smoke test passed: Voila answered 200" in result.stderr
+    assert "refused a request without the token" in result.stderr
 
 
 # --------------------------------------------------------------------------- with the model
@@ -246,6 +248,10 @@ def test_run_prints_the_trace(vhe: bool) -> None:
     args = ["run", first_scenario(), "--variant", "p2"] + (["--vhe"] if vhe else [])
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split() == ["step", "phase", "function", "where", "register", "before",
+                                                     "after"]
+    result = run_cli(*args, "--full")
+    assert result.returncode == 0, result.stderr
     header = result.stdout.splitlines()[0].split()
     for column in ("step", "phase", "function", "location", "register", "value"):
         assert column in header
@@ -267,7 +273,7 @@ def test_compare_has_a_column_per_variant() -> None:
     header = "\n".join(result.stdout.splitlines()[:2])
     for variant in kvmdbg.VARIANTS:
         assert variant in header
-    assert "5 variants" in result.stderr  # progress line
+    assert f"{len(kvmdbg.VARIANTS)} variants" in result.stderr  # progress line
 
 
 @needs_model
@@ -294,3 +300,170 @@ def test_export(fmt: str, tmp_path: Path) -> None:
     result = run_cli("-q", "export", first_scenario(), "--variant", "p3", "-o", str(inferred))
     assert result.returncode == 0, result.stderr
     assert inferred.is_file()
+
+
+# --------------------------------------------------------------------------- ports, variants, output
+
+
+@pytest.mark.parametrize("command", ["lab", "app"])
+@pytest.mark.parametrize("port", ["-1", "0", "65536", "99999999", "80.5", "eighty", ""])
+def test_a_bad_port_is_refused_at_once(command: str, port: str) -> None:
+    result = run_cli(command, "--port", port, "--no-browser", timeout=30)
+    line = assert_one_line_error(result, "--port")
+    assert "1 to 65535" in line
+
+
+@needs_model
+@pytest.mark.parametrize("value, fragment", [
+    ("p2,upstream", "cannot be mixed"),
+    ("", "is empty"),
+    ("   ", "is empty"),
+    ("p3 p3", "given twice"),
+    ("p2 p1,p2", "the same kernel as 'p2'"),
+    ("p2,", "needs p1"),
+    ("p9", "unknown variant 'p9'"),
+    ("p1,p9", "unknown patch"),
+    ("p1,p1", "given twice"),
+    (",", "names no patch"),
+])
+def test_every_bad_variants_value_is_one_line_in_our_words(value: str, fragment: str) -> None:
+    line = assert_one_line_error(run_cli("compare", "oslock-toggle", "--variants", value), fragment)
+    assert "frozenset" not in line and "{'" not in line  # no Python syntax
+
+
+@needs_model
+def test_a_patch_set_is_labelled_by_its_kernel_not_by_a_variant_name() -> None:
+    result = run_cli("compare", "oslock-toggle", "--variants", "p3 p3,")
+    assert result.returncode == 0, result.stderr
+    header = result.stdout.splitlines()[0].split()
+    assert header == ["p3", "baseline+p3"]
+    result = run_cli("run", "oslock-toggle", "-V", "p3,")
+    assert "variant baseline+p3" in result.stderr
+
+
+@needs_model
+def test_run_shows_only_the_changes_in_hex_and_full_on_request() -> None:
+    result = run_cli("run", "oslock-toggle", "-V", "p2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["step", "phase", "function", "where", "register", "before", "after"]
+    assert len(lines) < 60 and max(map(len, lines)) < 200
+    assert "0xA OSLK|OSLM=IMPLEMENTED" in result.stdout  # OSLSR_EL1 locked, by field
+    assert "0x84E66 TTRF|TPMS|TDRA|TDOSA|TDA|TPM|TPMCR|HPMN=0x6" in result.stdout  # MDCR_EL2 by bits set
+    assert " 10 " not in result.stdout and "544358" not in result.stdout
+    full = run_cli("-q", "run", "oslock-toggle", "-V", "p2", "--full")
+    assert full.returncode == 0 and len(full.stdout.splitlines()) > 5 * len(lines)
+    assert "0xA OSLK|OSLM=IMPLEMENTED" in full.stdout
+
+
+@needs_model
+def test_compare_prints_register_values_in_hex_and_counts_in_decimal() -> None:
+    result = run_cli("-q", "compare", "migration")
+    assert result.returncode == 0, result.stderr
+    assert "0x8 OSLM=IMPLEMENTED" in result.stdout
+    saved = next(line for line in result.stdout.splitlines() if " saved " in f" {line} ")
+    assert "0x" not in saved
+
+
+@needs_model
+def test_quiet_is_accepted_after_the_subcommand_too() -> None:
+    for args in (("run", "oslock-toggle", "-V", "p1", "-q"), ("compare", "oslock-toggle", "--quiet"),
+                 ("selftest", "-q"), ("scenarios", "-q")):
+        result = run_cli(*args)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == "", args
+
+
+@needs_model
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_export_to_stdout(fmt: str, tmp_path: Path) -> None:
+    import io
+
+    import pandas as pd
+
+    from kvmdbg.teach.export import encode_trace, read_trace
+
+    result = subprocess.run([sys.executable, "-m", "kvmdbg", "-q", "export", "oslock-toggle", "-V", "p2", "-f", fmt,
+                             "-o", "-"], capture_output=True, cwd=REPO, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == b""
+    path = tmp_path / f"t.{fmt}"
+    written = run_cli("-q", "export", "oslock-toggle", "-V", "p2", "-o", str(path))
+    assert written.returncode == 0, written.stderr
+    expected = read_trace(path)
+    assert result.stdout == encode_trace(expected, fmt)
+    if fmt == "csv":
+        pd.testing.assert_series_equal(pd.read_csv(io.BytesIO(result.stdout))["step"], expected["step"])
+
+
+@needs_model
+def test_csv_on_stdout_is_the_default_for_dash() -> None:
+    result = run_cli("-q", "export", "oslock-toggle", "-V", "p2", "-o", "-")
+    assert result.returncode == 0 and result.stdout.startswith("step,phase,function,")
+
+
+@pytest.mark.parametrize("fmt, name", [("json", "t.csv"), ("csv", "t.parquet"), ("parquet", "t.json")])
+def test_format_and_suffix_that_disagree_are_refused(fmt: str, name: str, tmp_path: Path) -> None:
+    result = run_cli("export", "oslock-toggle", "-V", "p2", "--format", fmt, "-o", str(tmp_path / name))
+    assert_one_line_error(result, "contradicts", name)
+    assert not (tmp_path / name).exists()
+
+
+@needs_model
+def test_export_writes_a_csv_that_pandas_reads_and_keeps_the_earlier_file_on_refusal(tmp_path: Path) -> None:
+    import pandas as pd
+
+    target = tmp_path / "t.csv"
+    assert run_cli("-q", "export", "oslock-toggle", "-V", "p2", "-o", str(target)).returncode == 0
+    assert list(pd.read_csv(target).columns)[:3] == ["step", "phase", "function"]
+    assert (tmp_path / "t.csv.kvmdbg.json").is_file()
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    assert_one_line_error(run_cli("export", "oslock-toggle", "-V", "p2", "-o", str(fifo)), "--force")
+    assert os.path.exists(fifo) and not (tmp_path / "pipe.csv.kvmdbg.json").exists()
+
+
+@needs_model
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_export_to_a_full_device_fails_cleanly_and_keeps_the_device() -> None:
+    before = os.stat("/dev/full").st_rdev
+    assert_one_line_error(run_cli("export", "oslock-toggle", "-V", "p2", "-f", "csv", "-o", "/dev/full"), "--force")
+    line = assert_one_line_error(run_cli("-q", "export", "oslock-toggle", "-V", "p2", "-f", "parquet", "-o",
+                                         "/dev/full", "--force"), "No space left")
+    assert line.count("/dev/full") == 1
+    import stat
+
+    assert stat.S_ISCHR(os.lstat("/dev/full").st_mode) and os.stat("/dev/full").st_rdev == before
+
+
+# --------------------------------------------------------------------------- JupyterHub (docs/jupyterhub.md)
+
+HUB_DOC = REPO / "docs" / "jupyterhub.md"
+HUB_COMMAND = 'kvmdbg -q lab --copy-only --dir "$HOME/kvmdbg-notebooks"'
+
+
+def test_the_documented_jupyterhub_copy_command_works(tmp_path: Path) -> None:
+    import json
+    import re
+
+    doc = HUB_DOC.read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", doc, re.S)
+    assert HUB_COMMAND in [b.strip() for b in blocks], "docs/jupyterhub.md must show the copy command"
+    assert doc.count("kvmdbg -q lab --copy-only --dir") >= 3  # the command, the z2jh hook, Spawner.cmd
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KVMDBG_")}, "HOME": str(home),
+           "PYTHONPATH": str(REPO)}
+    script = HUB_COMMAND.replace("kvmdbg ", f"{sys.executable} -m kvmdbg ", 1)
+    for _ in range(2):  # at every start: the second run copies nothing and keeps edits
+        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == str(home / "kvmdbg-notebooks") and result.stderr == ""
+        (home / "kvmdbg-notebooks" / "00-welcome.ipynb").write_text("edited")
+    names = sorted(p.name for p in (home / "kvmdbg-notebooks").iterdir())
+    assert names[0] == "00-welcome.ipynb" and "app.ipynb" not in names and len(names) >= 10
+    assert (home / "kvmdbg-notebooks" / "00-welcome.ipynb").read_text() == "edited"
+    overrides = re.search(r"printf '%s\\n' '(\{.*?\})'", doc).group(1)
+    assert json.loads(overrides) == {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false",
+                                                                                      "checkForUpdates": False}}

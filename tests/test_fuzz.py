@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from kvmdbg import VARIANTS, KvmdbgError, Machine, PatchError, VcpuIndexError
@@ -236,6 +236,10 @@ argvs = st.one_of(soup, shaped)
 
 @SLOW
 @given(argvs)
+@example(["export", "oslock-toggle", "-V", "p1", "-o", "-"])  # stdout is a StringIO here: text only
+@example(["export", "oslock-toggle", "-V", "p1", "-f", "parquet", "-o", "-"])
+@example(["compare", "oslock-toggle", "--variants", "p2,upstream"])
+@example(["run", "oslock-toggle", "-V", "p3,", "-q"])
 def test_cli_main_returns_an_exit_status_and_one_line_errors(argv: list[str]) -> None:
     from kvmdbg.cli import main
 
@@ -270,6 +274,7 @@ class Exported:
 
     def __init__(self, df: pd.DataFrame, files: dict[str, bytes], root: Path) -> None:
         self.df, self.files, self.root = df, files, root
+        self.csv_sidecar = b""
 
     def __repr__(self) -> str:
         return f"<Exported {len(self.df)} rows: {', '.join(f'{k} {len(v)} B' for k, v in self.files.items())}>"
@@ -277,14 +282,16 @@ class Exported:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
-    from kvmdbg.teach.export import FORMATS, write_trace
+    from kvmdbg.teach.export import FORMATS, sidecar_path, write_trace
 
     m = Machine("p2", vhe=True)
     m.guest_write("OSLAR_EL1", 1)
     m.vcpu_put()
     df = m.trace.to_dataframe()
     root = tmp_path_factory.mktemp("traces")
-    return Exported(df, {fmt: write_trace(df, root / f"t.{fmt}", fmt).read_bytes() for fmt in FORMATS}, root)
+    ex = Exported(df, {fmt: write_trace(df, root / f"t.{fmt}", fmt).read_bytes() for fmt in FORMATS}, root)
+    ex.csv_sidecar = sidecar_path(root / "t.csv").read_bytes()  # the CSV's row count and CRC-32
+    return ex
 
 
 def _damage(raw: bytes, how: str, flips: list[tuple[int, int]], cut: int | None) -> bytes:
@@ -297,10 +304,12 @@ def _damage(raw: bytes, how: str, flips: list[tuple[int, int]], cut: int | None)
 
 
 def _refused_or_equal(ex: Exported, fmt: str, bad: bytes, what: str) -> None:
-    from kvmdbg.teach.export import read_trace
+    from kvmdbg.teach.export import read_trace, sidecar_path
 
     path = ex.root / f"damaged.{fmt}"
     path.write_bytes(bad)
+    if fmt == "csv":  # the damaged CSV keeps its sidecar, as a file damaged in place would
+        sidecar_path(path).write_bytes(ex.csv_sidecar)
     try:
         back = read_trace(path, fmt)
     except TraceFormatError as exc:
@@ -315,8 +324,13 @@ FLIP_FORMATS = ["csv", "json", "parquet"]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(["csv", "json", "parquet"]), st.sampled_from(["truncate", "flip"]), st.integers(0, 1 << 20),
-       st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(1, 255)), min_size=1, max_size=4))
+@given(fmt=st.sampled_from(["csv", "json", "parquet"]), how=st.sampled_from(["truncate", "flip"]),
+       cut=st.integers(0, 1 << 20),
+       flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(1, 255)), min_size=1, max_size=4))
+# Failures hypothesis found, kept as examples: with pandas 3 and pyarrow 26, Arrow strings decode
+# lazily and a damaged string page raised pyarrow.lib.ArrowException outside read_trace's try.
+@example(fmt="parquet", how="flip", cut=0, flips=[(415, 128)])
+@example(fmt="parquet", how="flip", cut=0, flips=[(262137, 128)])
 def test_damaged_trace_files_are_refused_or_read_back_equal(
         exported: Exported, fmt: str, how: str, cut: int, flips: list[tuple[int, int]]) -> None:
     raw = exported.files[fmt]
