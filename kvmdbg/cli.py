@@ -319,7 +319,7 @@ def _is_missing(value: object) -> bool:
     try:
         import pandas as pd
 
-        return bool(pd.isna(value))  # type: ignore[call-overload]
+        return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
 
@@ -744,9 +744,9 @@ def build_parser() -> argparse.ArgumentParser:
     real_add_parser = sub.add_parser
 
     def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        return real_add_parser(name, parents=[quiet], **kwargs)
+        return real_add_parser(name, parents=[quiet], **kwargs)  # type: ignore[list-item]
 
-    sub.add_parser = add_parser  # type: ignore[method-assign]
+    sub.add_parser = add_parser  # type: ignore[method-assign, assignment]
 
     p = sub.add_parser(
         "lab",

@@ -288,7 +288,7 @@ class LocalServer:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return True
             with urllib.request.urlopen(self.url(self.ready_path), timeout=10) as resp:
-                return resp.status == 200
+                return bool(resp.status == 200)
         except (urllib.error.URLError, OSError):
             return False
 

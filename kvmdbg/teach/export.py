@@ -469,7 +469,8 @@ def _read_sidecar(p: Path) -> dict[str, Any] | None:
           and isinstance(doc.get("bytes"), int))
     if not ok:
         raise _bad(p, "csv", f"its sidecar {side.name} is not a kvmdbg-trace-csv version {_CSV_VERSION} document")
-    return doc
+    checked: dict[str, Any] = doc
+    return checked
 
 
 def _read_csv(p: Path) -> pd.DataFrame:
