@@ -45,3 +45,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"hypothesis profile: {PROFILE} (set HYPOTHESIS_PROFILE=explore for a random search)"
+
+
+# -- one Chromium for every real-browser test -------------------------------------------------
+# Playwright's sync API runs an event loop while it is open, so a second sync_playwright() in
+# the same process fails ("Sync API inside the asyncio loop"). Every browser test therefore
+# takes this one session-wide browser.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="session")
+def chromium():  # type: ignore[no-untyped-def]
+    """A headless Debian Chromium driven by Playwright, shared by the whole session."""
+    if os.environ.get("KVMDBG_SKIP_BROWSER", "").strip().lower() in {"1", "true", "yes", "on"}:
+        pytest.skip("KVMDBG_SKIP_BROWSER is set: real-browser tests skipped")
+    if not os.path.isfile(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium): real-browser tests skipped")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -200,13 +200,9 @@ def voila_server(jupyter_home: tuple[Path, dict]) -> Iterator[LocalServer]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+def browser(chromium: Any) -> Any:
+    """The session's one Chromium (tests/conftest.py)."""
+    return chromium
 
 
 def _local_only(route: Any) -> None:

@@ -50,13 +50,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+def browser(chromium: Any) -> Any:
+    """The session's one Chromium (tests/conftest.py)."""
+    return chromium
 
 
 def _local_only(route: Any) -> None:

@@ -59,48 +59,47 @@ def _local_only(route: Any) -> None:
     route.continue_() if host in ("127.0.0.1", "localhost", "::1") else route.abort()
 
 
-def test_hints_and_the_ask_widget_work_in_jupyterlab(lab: LocalServer) -> None:
+def test_hints_and_the_ask_widget_work_in_jupyterlab(lab: LocalServer, chromium: Any) -> None:
     from kvmdbg.teach.exercises import get
 
     expect.set_options(timeout=30_000)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1100})
-            page.route("**/*", _local_only)
-            page.set_default_timeout(30_000)
-            page.goto(f"{lab.base}/lab/tree/ask.ipynb?token={lab.token}")
-            expect(page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\|\s*Idle\s*$")).first).to_be_visible()
-            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-            page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    # the session's one Chromium (tests/conftest.py); a context of its own
+    context = chromium.new_context(viewport={"width": 1280, "height": 1100})
+    try:
+        page = context.new_page()
+        page.route("**/*", _local_only)
+        page.set_default_timeout(30_000)
+        page.goto(f"{lab.base}/lab/tree/ask.ipynb?token={lab.token}")
+        expect(page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\|\s*Idle\s*$")).first).to_be_visible()
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
 
-            # the exercise shows its hints as collapsible sections, and opening one shows the text
-            ex = get("esr-oslar")
-            hint = page.locator(".kvmdbg-exercise details.kvmdbg-hint").first
-            expect(hint.locator("summary")).to_have_text("Hint 1")
-            expect(hint.locator("p")).to_be_hidden()
-            hint.locator("summary").click()
-            expect(hint.locator("p")).to_be_visible()
-            expect(hint.locator("p")).to_contain_text(ex.hints[0][:30])
-            # the untouched answer cell is a reminder naming its exercise
-            expect(page.locator(".kvmdbg-feedback-unanswered[data-exercise='esr-oslar']")).to_be_visible()
+        # the exercise shows its hints as collapsible sections, and opening one shows the text
+        ex = get("esr-oslar")
+        hint = page.locator(".kvmdbg-exercise details.kvmdbg-hint").first
+        expect(hint.locator("summary")).to_have_text("Hint 1")
+        expect(hint.locator("p")).to_be_hidden()
+        hint.locator("summary").click()
+        expect(hint.locator("p")).to_be_visible()
+        expect(hint.locator("p")).to_contain_text(ex.hints[0][:30])
+        # the untouched answer cell is a reminder naming its exercise
+        expect(page.locator(".kvmdbg-feedback-unanswered[data-exercise='esr-oslar']")).to_be_visible()
 
-            # the widget: type, check, read the feedback; then open a hint
-            box = page.locator(".kvmdbg-ask")
-            expect(box).to_contain_text("nb03-ttbr1-p2")
-            field = box.locator(".kvmdbg-ask-input input")
-            field.fill("0x8")
-            box.locator(".kvmdbg-ask-check").click()
-            feedback = box.locator(".kvmdbg-ask-feedback")
-            expect(feedback).to_contain_text("✗")
-            expect(feedback).to_contain_text("nb03-ttbr1-p2")
-            field.fill("0x1a")
-            box.locator(".kvmdbg-ask-check").click()
-            expect(feedback.locator(".kvmdbg-feedback-correct")).to_be_visible()
-            box.locator(".kvmdbg-ask-hint").first.click()
-            expect(box.locator(".kvmdbg-ask-hints")).to_contain_text(get("nb03-ttbr1-p2").hints[0][:30])
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "exercise-ask-jupyterlab.png"), full_page=True)
-        finally:
-            browser.close()
+        # the widget: type, check, read the feedback; then open a hint
+        box = page.locator(".kvmdbg-ask")
+        expect(box).to_contain_text("nb03-ttbr1-p2")
+        field = box.locator(".kvmdbg-ask-input input")
+        field.fill("0x8")
+        box.locator(".kvmdbg-ask-check").click()
+        feedback = box.locator(".kvmdbg-ask-feedback")
+        expect(feedback).to_contain_text("✗")
+        expect(feedback).to_contain_text("nb03-ttbr1-p2")
+        field.fill("0x1a")
+        box.locator(".kvmdbg-ask-check").click()
+        expect(feedback.locator(".kvmdbg-feedback-correct")).to_be_visible()
+        box.locator(".kvmdbg-ask-hint").first.click()
+        expect(box.locator(".kvmdbg-ask-hints")).to_contain_text(get("nb03-ttbr1-p2").hints[0][:30])
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "exercise-ask-jupyterlab.png"), full_page=True)
+    finally:
+        context.close()
