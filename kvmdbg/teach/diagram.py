@@ -436,8 +436,11 @@ def machine_diagram(source: Machine | Snapshot, event: Event | Iterable[Event] |
                 a(f'<rect x="{x + 3}" y="{ry + 1}" width="{_BOX_W - 6}" height="{rh - 2}" rx="3" '
                   f'fill="{_CHANGED}"/>')
             a(_t(x + 8, ry + 14, reg, size=11, family="monospace"))
-            a(_t(x + _BOX_W - 8, ry + 14, _hex(v), size=12, weight="bold", anchor="end", family="monospace",
-                 cls="kvmdbg-value"))
+            # A 64-bit value such as KVM's reset_unknown pattern would run into the register's name
+            # at the usual size: draw long values smaller so both stay readable.
+            text = _hex(v)
+            a(_t(x + _BOX_W - 8, ry + 14, text, size=12 if len(text) <= 10 else 9, weight="bold", anchor="end",
+                 family="monospace", cls="kvmdbg-value"))
             fields = decode_fields(reg, v) if reg in REGISTERS else ""
             if loc == "host" and v is None:
                 fields = ("not saved yet" if host_regs is not None and reg in host_regs
