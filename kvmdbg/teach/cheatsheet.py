@@ -39,7 +39,7 @@ def _field_cell(r: SysReg) -> str:
     for f in sorted(r.fields, key=lambda f: -f.msb):
         bits = ",".join(str(b) for b in sorted(f.bits, reverse=True)) if not f.contiguous else _bits(f.msb, f.lsb)
         parts.append(f"{f.name} [{bits}]" + (f": {f.doc}" if f.doc else ""))
-    return "<br>".join(parts)
+    return "; ".join(parts)  # plain text: no raw HTML, so every Markdown renderer shows it the same
 
 
 def register_table(names: tuple[str, ...] = SHEET_REGISTERS) -> str:
