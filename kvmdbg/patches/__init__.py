@@ -8,7 +8,7 @@ replaced them. A variant is one of :data:`VARIANTS` or a set of patch names;
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from types import MappingProxyType
 
@@ -16,37 +16,46 @@ from kvmdbg.errors import PatchError, PatchTypeError
 from kvmdbg.kvm.definition import BASELINE, KvmDefinition, Patch, diff
 from kvmdbg.patches import p1, p2, p2_intended, p3, upstream
 
-__all__ = ["PATCHES", "UPSTREAM", "VARIANTS", "VARIANT_DESCRIPTIONS", "resolve", "variant_name", "diff"]
+__all__ = ["PATCHES", "UPSTREAM", "VARIANTS", "VARIANT_DESCRIPTIONS", "REGISTRY", "Variant", "resolve",
+           "variant_name", "diff"]
 
-# The five names of API.md first, in this order; further variants only after them.
-VARIANTS: tuple[str, ...] = ("baseline", "p1", "p2", "p3", "upstream", "p2-intended")
+@dataclass(frozen=True)
+class Variant:
+    """One named kernel: the baseline plus ``patches``, in order, and a one-line description."""
+
+    name: str
+    patches: tuple[str, ...]
+    description: str
+
+
+# The registry of named variants: one line each. The five names of API.md come first, in this
+# order; further variants only after them. VARIANTS, the variant -> patches map and the
+# descriptions are all derived from it, so a new variant is one entry here (plus its patch).
+REGISTRY: tuple[Variant, ...] = (
+    Variant("baseline", (), "KVM as in Linux 5.15-rc4: the OS Lock is RAZ/WI, OSLSR_EL1 reads a constant 0x8"),
+    Variant("p1", ("p1",), "baseline + patch 1: OSLSR_EL1 stored in the vCPU context"),
+    Variant("p2", ("p1", "p2"), "baseline + patches 1-2: the guest's OSLK switched into the real OS Lock"),
+    Variant("p3", ("p1", "p2", "p3"),
+            "baseline + patches 1-3: ID_AA64DFR0_EL1 says Debug v8.2, DoubleLock not implemented"),
+    Variant("upstream", ("upstream",),
+            "the v5 series merged for 5.18: the OS Lock emulated, never written to hardware"),
+    Variant("p2-intended", ("p1", "p2-intended"),
+            "baseline + patch 1 + patch 2 as the cover letter intends (vcpu_write_sys_reg() arguments in the "
+            "right order): the guest's OSLK follows its writes into the real OS Lock, with the design's own "
+            "VHE hazards"),
+)
 
 PATCHES: Mapping[str, Patch] = MappingProxyType({
     "p1": p1.PATCH, "p2": p2.PATCH, "p3": p3.PATCH,
     "p2-intended": p2_intended.PATCH,
 })
 UPSTREAM: Patch = upstream.PATCH
+# Every patch a variant may name, the v5 series included (it replaces, not extends, the v1 patches).
+_APPLICABLE: Mapping[str, Patch] = MappingProxyType({**PATCHES, "upstream": UPSTREAM})
 
-# Each named variant is the baseline plus these patches, in order.
-_VARIANT_PATCHES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "baseline": (),
-    "p1": ("p1",),
-    "p2": ("p1", "p2"),
-    "p3": ("p1", "p2", "p3"),
-    "upstream": ("upstream",),
-    "p2-intended": ("p1", "p2-intended"),
-})
-
-VARIANT_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({
-    "baseline": "KVM as in Linux 5.15-rc4: the OS Lock is RAZ/WI, OSLSR_EL1 reads a constant 0x8",
-    "p1": "baseline + patch 1: OSLSR_EL1 stored in the vCPU context",
-    "p2": "baseline + patches 1-2: the guest's OSLK switched into the real OS Lock",
-    "p3": "baseline + patches 1-3: ID_AA64DFR0_EL1 says Debug v8.2, DoubleLock not implemented",
-    "upstream": "the v5 series merged for 5.18: the OS Lock emulated, never written to hardware",
-    "p2-intended": "baseline + patch 1 + patch 2 as the cover letter intends (vcpu_write_sys_reg() "
-                   "arguments in the right order): the guest's OSLK follows its writes into the real "
-                   "OS Lock, with the design's own VHE hazards",
-})
+VARIANTS: tuple[str, ...] = tuple(v.name for v in REGISTRY)
+_VARIANT_PATCHES: Mapping[str, tuple[str, ...]] = MappingProxyType({v.name: v.patches for v in REGISTRY})
+VARIANT_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({v.name: v.description for v in REGISTRY})
 
 
 def _patch_names(variant: str | Iterable[str]) -> tuple[str, ...]:
@@ -95,7 +104,7 @@ def _patch_names(variant: str | Iterable[str]) -> tuple[str, ...]:
 def _build(names: tuple[str, ...]) -> KvmDefinition:
     defn = BASELINE
     for n in names:
-        defn = defn.apply(UPSTREAM if n == "upstream" else PATCHES[n])
+        defn = defn.apply(_APPLICABLE[n])
     return replace(defn, name=variant_name(names))  # the same unique name Machine.variant shows
 
 
