@@ -24,8 +24,7 @@ import pandas as pd
 
 from kvmdbg.arch.registers import REGISTERS, SysReg
 
-__all__ = ["HexFrame", "hexframe", "format_register_value", "FLAG_REGISTERS"]
-
+__all__ = ["HexFrame", "format_register_value", "FLAG_REGISTERS"]
 
 # For these registers the display names the bits that are set, among the ones the lessons
 # teach (BRIEF.md section 3); the hex value still shows every bit.
@@ -108,7 +107,3 @@ class HexFrame(pd.DataFrame):  # type: ignore[misc]  # pandas ships without type
         text: str = self.display_frame().to_string(*args, **kwargs)
         return text
 
-
-def hexframe(df: pd.DataFrame) -> HexFrame:
-    """``df`` as a :class:`HexFrame` (no copy of the data's meaning: the same values)."""
-    return df if isinstance(df, HexFrame) else HexFrame(df)

@@ -63,14 +63,25 @@ def _page(title: str, body: str) -> str:
 
 
 def build(out: Path, execute: bool = True) -> list[Path]:
+    """Write the site into ``out``; returns the pages written."""
+    out.mkdir(parents=True, exist_ok=True)
+    env_path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env_path]))  # for the kernels
+    try:
+        return _build(out, execute)
+    finally:  # leave the caller's environment as it was (the tests call build() in-process)
+        if env_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = env_path
+
+
+def _build(out: Path, execute: bool) -> list[Path]:
     import mistune
     import nbclient
     import nbformat
     from nbconvert import HTMLExporter
 
-    out.mkdir(parents=True, exist_ok=True)
-    env_path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env_path]))
     exporter = HTMLExporter(template_name="classic")
     exporter.embed_images = True
     written: list[Path] = []

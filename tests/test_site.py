@@ -45,3 +45,11 @@ def test_the_checker_finds_a_broken_link_and_a_figure_as_text(tmp_path: Path) ->
                                      '<img src="nothing.png">')
     problems = build_site.check_site(tmp_path)
     assert len(problems) == 3
+
+
+def test_building_leaves_the_callers_environment_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setenv("PYTHONPATH", "/somewhere")
+    build_site.build(tmp_path / "site", execute=False)
+    assert os.environ["PYTHONPATH"] == "/somewhere"

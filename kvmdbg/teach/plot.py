@@ -301,7 +301,7 @@ def _runs(values: list[str]) -> list[tuple[str, int, int]]:
 
 
 def _draw_timeline(ax: Axes, xs: list[float], x_end: float, lanes: dict[str, list[int | None]],
-                   f: Any, runners: list[str], phases: list[str], *, label_values: bool = True) -> list[int]:
+                   f: Any, runners: list[str], phases: list[str]) -> list[int]:
     """Lanes with a 0..top scale over shaded 'who runs' bands; returns the indexes where a lane changed."""
     import math
 
@@ -340,7 +340,7 @@ def _draw_timeline(ax: Axes, xs: list[float], x_end: float, lanes: dict[str, lis
         for i, v in enumerate(vals):
             if v != prev and i > 0:
                 changed.append(i)
-            if label_values and v is not None and v != prev:
+            if v is not None and v != prev:
                 ax.text(xs[i] + 0.08, lane * 1.5 + 0.95, str(v) if t == 1 else f"{v:#x}", fontsize=FONT,
                         color=colour, va="bottom", zorder=4)
             prev = v
