@@ -71,3 +71,33 @@ def chromium():  # type: ignore[no-untyped-def]
             yield browser
         finally:
             browser.close()
+
+
+def _local_only(route):  # type: ignore[no-untyped-def]
+    """Let requests to this machine through; abort every other one (fonts from a CDN, news, ...)."""
+    from urllib.parse import urlparse
+
+    host = urlparse(route.request.url).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        route.continue_()
+    else:
+        route.abort()
+
+
+@pytest.fixture
+def local_context(chromium):  # type: ignore[no-untyped-def]
+    """Make browser contexts of the shared Chromium that reach only this machine; closed after the test."""
+    made = []
+
+    def new(**kwargs):  # type: ignore[no-untyped-def]
+        context = chromium.new_context(**kwargs)
+        context.route("**/*", _local_only)
+        made.append(context)
+        return context
+
+    yield new
+    for context in made:
+        try:
+            context.close()  # a test may have closed it already
+        except Exception:  # noqa: BLE001 - closing twice is not a test failure
+            pass

@@ -19,7 +19,6 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
@@ -199,27 +198,11 @@ def voila_server(jupyter_home: tuple[Path, dict]) -> Iterator[LocalServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def browser(chromium: Any) -> Any:
-    """The session's one Chromium (tests/conftest.py)."""
-    return chromium
-
-
-def _local_only(route: Any) -> None:
-    """Let requests to this machine through; abort every other one (fonts from a CDN, news, ...)."""
-    host = urlparse(route.request.url).hostname or ""
-    if host in ("127.0.0.1", "localhost", "::1"):
-        route.continue_()
-    else:
-        route.abort()
-
-
 @pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+def page(local_context: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     expect.set_options(timeout=UI_TIMEOUT_MS)
     ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.route("**/*", _local_only)
+    context = local_context(viewport={"width": 1280, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(UI_TIMEOUT_MS)
     errors: list[str] = []

@@ -13,7 +13,6 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
@@ -49,22 +48,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def browser(chromium: Any) -> Any:
-    """The session's one Chromium (tests/conftest.py)."""
-    return chromium
-
-
-def _local_only(route: Any) -> None:
-    host = urlparse(route.request.url).hostname or ""
-    route.continue_() if host in ("127.0.0.1", "localhost", "::1") else route.abort()
-
-
 @pytest.mark.parametrize("notebook", ["00-welcome", "05-world-switch"])
-def test_first_chart_is_a_picture_in_jupyterlab(notebook: str, lab: LocalServer, browser: Any) -> None:
+def test_first_chart_is_a_picture_in_jupyterlab(notebook: str, lab: LocalServer, local_context: Any) -> None:
     expect.set_options(timeout=60_000)
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.route("**/*", _local_only)
+    context = local_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(60_000)
     try:

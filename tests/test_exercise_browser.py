@@ -12,7 +12,6 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
@@ -54,20 +53,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
         yield server
 
 
-def _local_only(route: Any) -> None:
-    host = urlparse(route.request.url).hostname or ""
-    route.continue_() if host in ("127.0.0.1", "localhost", "::1") else route.abort()
-
-
-def test_hints_and_the_ask_widget_work_in_jupyterlab(lab: LocalServer, chromium: Any) -> None:
+def test_hints_and_the_ask_widget_work_in_jupyterlab(lab: LocalServer, local_context: Any) -> None:
     from kvmdbg.teach.exercises import get
 
     expect.set_options(timeout=30_000)
     # the session's one Chromium (tests/conftest.py); a context of its own
-    context = chromium.new_context(viewport={"width": 1280, "height": 1100})
+    context = local_context(viewport={"width": 1280, "height": 1100})
     try:
         page = context.new_page()
-        page.route("**/*", _local_only)
         page.set_default_timeout(30_000)
         page.goto(f"{lab.base}/lab/tree/ask.ipynb?token={lab.token}")
         expect(page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\|\s*Idle\s*$")).first).to_be_visible()
