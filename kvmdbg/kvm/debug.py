@@ -7,11 +7,8 @@ runs right after every exit and puts the guest's own MDSCR_EL1 back.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from kvmdbg.kvm.context import Vcpu
-    from kvmdbg.kvm.runtime import Kvm
+from kvmdbg.kvm.api import Env
+from kvmdbg.kvm.context import DEBUG_DIRTY, Vcpu
 
 __all__ = [
     "MDCR_EL2_TDE", "MDCR_EL2_TDA", "MDCR_EL2_TDOSA", "MDCR_EL2_TDRA", "MDCR_EL2_ALWAYS",
@@ -34,12 +31,11 @@ MDSCR_SS = 1 << 0
 MDSCR_KDE = 1 << 13
 MDSCR_MDE = 1 << 15
 SPSR_SS = 1 << 21
-DEBUG_DIRTY = "KVM_ARM64_DEBUG_DIRTY"
 
 
-def kvm_arm_setup_mdcr_el2(kvm: Kvm, vcpu: Vcpu) -> None:
+def kvm_arm_setup_mdcr_el2(env: Env, vcpu: Vcpu) -> None:
     """5.15: TDOSA and TDRA always; TDE whenever userspace debugs; TDA unless the guest's debug state is live."""
-    mdcr = kvm.host_mdcr_el2 & 0x1F  # keep HPMN
+    mdcr = env.host_mdcr_el2 & 0x1F  # keep HPMN
     mdcr |= MDCR_EL2_ALWAYS
     if vcpu.guest_debug:
         mdcr |= MDCR_EL2_TDE
@@ -48,22 +44,22 @@ def kvm_arm_setup_mdcr_el2(kvm: Kvm, vcpu: Vcpu) -> None:
     vcpu.mdcr_el2 = mdcr
 
 
-def save_guest_debug_regs(kvm: Kvm, vcpu: Vcpu) -> None:
+def save_guest_debug_regs(env: Env, vcpu: Vcpu) -> None:
     vcpu.preserved_mdscr = vcpu.ctxt.sys_regs.get("MDSCR_EL1", 0) & 0xFFFFFFFF  # a u32 in 5.15
 
 
-def restore_guest_debug_regs(kvm: Kvm, vcpu: Vcpu) -> None:
+def restore_guest_debug_regs(env: Env, vcpu: Vcpu) -> None:
     if vcpu.preserved_mdscr is not None:
         vcpu.ctxt.sys_regs["MDSCR_EL1"] = vcpu.preserved_mdscr
         vcpu.preserved_mdscr = None
 
 
-def kvm_arm_setup_debug(kvm: Kvm, vcpu: Vcpu) -> str:
+def kvm_arm_setup_debug(env: Env, vcpu: Vcpu) -> str:
     """5.15: only userspace debugging (KVM_SET_GUEST_DEBUG) changes the guest's MDSCR_EL1."""
-    kvm.defn.setup_mdcr(kvm, vcpu)
+    env.setup_mdcr(vcpu)
     detail = []
     if vcpu.guest_debug:
-        save_guest_debug_regs(kvm, vcpu)
+        save_guest_debug_regs(env, vcpu)
         mdscr = vcpu.ctxt.sys_regs.get("MDSCR_EL1", 0)
         if "SINGLESTEP" in vcpu.guest_debug:
             vcpu.pstate_ss = True
@@ -82,10 +78,10 @@ def kvm_arm_setup_debug(kvm: Kvm, vcpu: Vcpu) -> str:
     return "; ".join(detail)
 
 
-def kvm_arm_clear_debug(kvm: Kvm, vcpu: Vcpu) -> str:
+def kvm_arm_clear_debug(env: Env, vcpu: Vcpu) -> str:
     """5.15: undo what kvm_arm_setup_debug did for userspace debugging."""
     if vcpu.guest_debug:
-        restore_guest_debug_regs(kvm, vcpu)
+        restore_guest_debug_regs(env, vcpu)
         if "USE_HW" in vcpu.guest_debug:
             vcpu.use_external_debug = False  # kvm_arm_reset_debug_ptr()
         return "guest's own MDSCR_EL1 restored"

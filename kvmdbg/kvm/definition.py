@@ -1,9 +1,14 @@
-"""A KVM build as data: the tables and hooks one kernel variant runs with.
+"""A KVM build as data: the named tables one kernel variant runs with.
 
-:data:`BASELINE` is 5.15-rc4. A :class:`Patch` is a named set of overrides of
-that data (table entries, reset values, world-switch steps, debug set-up),
-applied in order with :meth:`KvmDefinition.apply`, so "what did patch 2
-touch?" is :func:`diff` of two definitions.
+:data:`BASELINE` is 5.15-rc4. A :class:`KvmDefinition` is a handful of named tables:
+``sys_regs`` and ``cp14`` (the descriptor tables of sys_regs.c), ``vcpu_sysreg`` (the
+context layout), the EL1 and common state the world switch moves plus the hooks added
+to it, the world switch itself (:mod:`kvmdbg.kvm.switch`: one list of kernel functions
+per switch and host mode), the named kernel functions a variant may replace or wrap
+(``hooks``), and the per-VM state a variant adds (``vm_state``). A :class:`Patch` is a
+named set of generic edits of those tables, applied in order with
+:meth:`KvmDefinition.apply`, so "what did patch 2 touch?" is :func:`diff` of two
+definitions, and nothing in the engine asks which variant runs.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from kvmdbg.arch.registers import REGISTERS, Encoding
 from kvmdbg.kvm import debug as _debug
+from kvmdbg.kvm.api import DebugHook, IdReader, MdcrHook, kernel_name
+from kvmdbg.kvm.switch import SWITCHES_515, SwitchStep
 from kvmdbg.kvm.sys_regs import (
     BASELINE_CP14,
     BASELINE_SYS_REGS,
@@ -27,10 +34,10 @@ from kvmdbg.kvm.sys_regs import (
 if TYPE_CHECKING:
     from kvmdbg.arch.registers import SysReg
     from kvmdbg.cpu.pe import PhysicalCPU
-    from kvmdbg.kvm.context import CpuContext, Vcpu
-    from kvmdbg.kvm.runtime import Kvm
+    from kvmdbg.kvm.context import CpuContext
 
-__all__ = ["El1Hook", "KvmDefinition", "Patch", "BASELINE", "diff", "FUNCTION_FILES", "VHE_FUNCTION_FILES"]
+__all__ = ["El1Hook", "KvmDefinition", "Patch", "StepEdit", "BASELINE", "HOOKS_515", "diff", "FUNCTION_FILES",
+           "VHE_FUNCTION_FILES"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +106,51 @@ VHE_FUNCTION_FILES: Mapping[str, str] = MappingProxyType({
 })
 
 
+Hook = Callable[..., object]
+
+# The kernel functions a variant may replace or wrap, by their kernel names (5.15).
+HOOKS_515: Mapping[str, Hook] = MappingProxyType({
+    "read_id_reg": read_id_reg_515,
+    "kvm_arm_setup_debug": _debug.kvm_arm_setup_debug,
+    "kvm_arm_clear_debug": _debug.kvm_arm_clear_debug,
+    "kvm_arm_setup_mdcr_el2": _debug.kvm_arm_setup_mdcr_el2,
+})
+
+
+@dataclass(frozen=True, slots=True)
+class StepEdit:
+    """One edit of a world-switch list: insert a step before or after ``anchor``, replace or remove it.
+
+    ``switches`` names the lists it applies to (see :data:`kvmdbg.kvm.switch.SWITCH_NAMES`),
+    for example ``("nvhe.enter", "vhe.enter")``; ``anchor`` is a kernel function in each.
+    """
+
+    switches: tuple[str, ...]
+    op: str  # "before", "after", "replace" or "remove"
+    anchor: str
+    step: SwitchStep | None = None
+
+    def apply(self, steps: tuple[SwitchStep, ...], switch: str) -> tuple[SwitchStep, ...]:
+        names = [s.function for s in steps]
+        if self.anchor not in names:
+            raise ValueError(f"step edit: {switch} has no step {self.anchor!r} (it has {', '.join(names)})")
+        i = names.index(self.anchor)
+        if self.op == "remove":
+            return steps[:i] + steps[i + 1:]
+        if self.step is None:
+            raise ValueError(f"step edit {self.op!r} at {self.anchor!r} needs a step")
+        if self.op == "replace":
+            return steps[:i] + (self.step,) + steps[i + 1:]
+        if self.op == "before":
+            return steps[:i] + (self.step,) + steps[i:]
+        if self.op == "after":
+            return steps[:i + 1] + (self.step,) + steps[i + 1:]
+        raise ValueError(f"step edit: unknown operation {self.op!r} (before, after, replace, remove)")
+
+
 @dataclass(frozen=True)
 class KvmDefinition:
-    """Everything that differs between variants, and nothing else."""
+    """Everything that differs between variants, and nothing else: named tables."""
 
     name: str
     patches: tuple[str, ...]
@@ -109,10 +158,9 @@ class KvmDefinition:
     cp14: Mapping[tuple[int, int, int, int], Cp14Desc]
     vcpu_sysreg: tuple[str, ...]
     el1_hooks: tuple[El1Hook, ...] = ()
-    read_id_reg: Callable[[Kvm, Vcpu, str], int] = read_id_reg_515
-    setup_debug: Callable[[Kvm, Vcpu], str] = _debug.kvm_arm_setup_debug
-    clear_debug: Callable[[Kvm, Vcpu], str] = _debug.kvm_arm_clear_debug
-    setup_mdcr: Callable[[Kvm, Vcpu], None] = _debug.kvm_arm_setup_mdcr_el2
+    hooks: Mapping[str, Hook] = field(default_factory=lambda: HOOKS_515)
+    switches: Mapping[str, tuple[SwitchStep, ...]] = field(default_factory=lambda: SWITCHES_515)
+    vm_state: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     notes: Mapping[str, str] = field(default_factory=dict)
 
     # The EL1 state the model switches in __sysreg_{save,restore}_el1_state
@@ -120,6 +168,28 @@ class KvmDefinition:
     el1_state: tuple[str, ...] = ("CSSELR_EL1", "TTBR1_EL1", "ESR_EL1", "FAR_EL1", "VBAR_EL1", "ELR_EL1",
                                   "SPSR_EL1")
     common_state: tuple[str, ...] = ("MDSCR_EL1",)
+
+    # -- the named kernel functions, typed ------------------------------------------------
+
+    @property
+    def read_id_reg(self) -> IdReader:
+        return cast(IdReader, self.hooks["read_id_reg"])
+
+    @property
+    def setup_debug(self) -> DebugHook:
+        return cast(DebugHook, self.hooks["kvm_arm_setup_debug"])
+
+    @property
+    def clear_debug(self) -> DebugHook:
+        return cast(DebugHook, self.hooks["kvm_arm_clear_debug"])
+
+    @property
+    def setup_mdcr(self) -> MdcrHook:
+        return cast(MdcrHook, self.hooks["kvm_arm_setup_mdcr_el2"])
+
+    def switch(self, name: str) -> tuple[SwitchStep, ...]:
+        """The kernel functions of one world switch, such as ``"nvhe.enter"``, in order."""
+        return self.switches[name]
 
     def desc(self, reg: SysReg | str) -> SysRegDesc | None:
         r = REGISTERS[reg] if isinstance(reg, str) else reg
@@ -130,6 +200,7 @@ class KvmDefinition:
         return self.vcpu_sysreg.index(slot)
 
     def apply(self, patch: Patch) -> KvmDefinition:
+        """This definition with ``patch``'s edits made, in a fixed order (tables, layout, switch, hooks)."""
         tables = dict(self.sys_regs)
         for d in patch.sys_regs:
             enc = REGISTERS[d.name].encoding
@@ -142,9 +213,22 @@ class KvmDefinition:
         for after, slot in patch.new_slots:
             i = layout.index(after) + 1
             layout = layout[:i] + (slot,) + layout[i:]
+        switches = dict(self.switches)
+        for edit in patch.steps:
+            for name in edit.switches:
+                if name not in switches:
+                    raise ValueError(f"patch {patch.name}: no world switch {name!r} ({', '.join(switches)})")
+                switches[name] = edit.apply(switches[name], name)
+        hooks = dict(self.hooks)
+        for name, fn in patch.hooks.items():
+            hooks[name] = fn
+        for name, wrap in patch.wraps.items():
+            if name not in hooks:
+                raise ValueError(f"patch {patch.name}: no hook {name!r} to wrap ({', '.join(hooks)})")
+            hooks[name] = wrap(hooks[name])
         notes = dict(self.notes)
-        for fn, text in patch.notes.items():
-            notes[fn] = (notes[fn] + " " if fn in notes else "") + text
+        for fn_name, text in patch.notes.items():
+            notes[fn_name] = (notes[fn_name] + " " if fn_name in notes else "") + text
         return replace(
             self,
             name=patch.name if self.name == "baseline" else f"{self.name}+{patch.name}",
@@ -153,17 +237,22 @@ class KvmDefinition:
             cp14=MappingProxyType(cp14),
             vcpu_sysreg=layout,
             el1_hooks=self.el1_hooks + patch.el1_hooks,
-            read_id_reg=patch.read_id_reg or self.read_id_reg,
-            setup_debug=patch.setup_debug or self.setup_debug,
-            clear_debug=patch.clear_debug or self.clear_debug,
-            setup_mdcr=patch.setup_mdcr or self.setup_mdcr,
+            hooks=MappingProxyType(hooks),
+            switches=MappingProxyType(switches),
+            vm_state=MappingProxyType({**self.vm_state, **patch.vm_state}),
+            el1_state=self.el1_state + tuple(r for r in patch.el1_state if r not in self.el1_state),
             notes=MappingProxyType(notes),
         )
 
 
 @dataclass(frozen=True)
 class Patch:
-    """One patch as data: metadata from its e-mail, and what it overrides."""
+    """One patch as data: metadata from its e-mail, and generic edits of the definition's tables.
+
+    ``base`` is what the patch was written against: "baseline" (5.15-rc4) or the name of
+    another patch, which must then be applied first. ``series`` groups the patches of one
+    design: patches of different series written against the baseline cannot be mixed.
+    """
 
     name: str
     title: str
@@ -172,17 +261,31 @@ class Patch:
     files: tuple[str, ...]
     requires: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()  # patches it cannot be combined with (another reading of the same e-mail)
-    sys_regs: tuple[SysRegDesc, ...] = ()
+    base: str = "baseline"
+    sys_regs: tuple[SysRegDesc, ...] = ()  # descriptors added or replaced, by register
     cp14: tuple[Cp14Desc, ...] = ()
     new_slots: tuple[tuple[str, str], ...] = ()  # (after, new) in enum vcpu_sysreg
     el1_hooks: tuple[El1Hook, ...] = ()
-    read_id_reg: Callable[[Kvm, Vcpu, str], int] | None = None
-    setup_debug: Callable[[Kvm, Vcpu], str] | None = None
-    clear_debug: Callable[[Kvm, Vcpu], str] | None = None
-    setup_mdcr: Callable[[Kvm, Vcpu], None] | None = None
+    el1_state: tuple[str, ...] = ()  # registers added to __sysreg_{save,restore}_el1_state
+    hooks: Mapping[str, Hook] = field(default_factory=dict)  # kernel function name -> replacement
+    wraps: Mapping[str, Callable[[Hook], Hook]] = field(default_factory=dict)  # name -> wrapper of the old one
+    steps: tuple[StepEdit, ...] = ()  # edits of the world-switch lists
+    vm_state: Mapping[str, int] = field(default_factory=dict)  # per-VM state added: name -> initial value
     notes: Mapping[str, str] = field(default_factory=dict)
     series: str = "v1"
     date: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.hooks) - set(HOOKS_515))
+        if unknown:
+            raise ValueError(f"patch {self.name}: unknown hook(s) {', '.join(unknown)}; the hooks are "
+                             f"{', '.join(HOOKS_515)}")
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Every patch that must be applied with this one: its base (unless the baseline) and ``requires``."""
+        first = () if self.base == "baseline" else (self.base,)
+        return first + tuple(r for r in self.requires if r not in first)
 
     def __repr__(self) -> str:
         return f"<Patch {self.name}: {self.title!r} {self.message_id}>"
@@ -197,40 +300,93 @@ BASELINE = KvmDefinition(
 )
 
 
+def _fn(fn: object) -> str:
+    return kernel_name(fn) if fn is not None else "(default)"
+
+
+def _summary(fn: object) -> str:
+    doc = getattr(fn, "__doc__", None)
+    first = doc.strip().splitlines()[0] if isinstance(doc, str) and doc.strip() else ""
+    return first or f"replaced by {_fn(fn)}"
+
+
+def _desc_changes(da: SysRegDesc, db: SysRegDesc) -> list[str]:
+    changes = []
+    if da.access is not db.access:
+        changes.append(f"handler {da.handler_name} -> {db.handler_name}" if da.handler_name != db.handler_name
+                       else f"{db.handler_name} rewritten" + (f" ({_summary(db.access)})" if db.access else ""))
+    if da.reg != db.reg:
+        changes.append(f"context slot {da.reg} -> {db.reg}")
+    if (da.reset, da.val) != (db.reset, db.val):
+        changes.append(f"reset {da.reset}({da.val:#x}) -> {db.reset}({db.val:#x})")
+    for role in ("get_user", "set_user"):
+        fa, fb = getattr(da, role), getattr(db, role)
+        if fa is not fb:
+            changes.append(f"{role} {_fn(fa)} -> {_fn(fb)}" if _fn(fa) != _fn(fb) else f"{role} {_fn(fb)} rewritten")
+    if da.listed != db.listed:
+        changes.append(f"KVM_GET_REG_LIST: {'listed' if db.listed else 'not listed'}")
+    return changes
+
+
 def diff(a: KvmDefinition, b: KvmDefinition) -> list[str]:
-    """Human-readable list of what differs between two definitions."""
+    """What differs between two definitions, one line per table entry, in the kernel's names."""
     out: list[str] = []
     for enc in sorted(set(a.sys_regs) | set(b.sys_regs), key=lambda e: e.sys_reg):
         da, db = a.sys_regs.get(enc), b.sys_regs.get(enc)
-        if da == db or da is None or db is None:
+        if da == db:
             continue
-        changes = []
-        if da.access is not db.access:
-            changes.append(f"handler {da.handler_name} -> {db.handler_name}"
-                           if da.handler_name != db.handler_name else f"{db.handler_name} rewritten")
-        if da.reg != db.reg:
-            changes.append(f"context slot {da.reg} -> {db.reg}")
-        if (da.reset, da.val) != (db.reset, db.val):
-            changes.append(f"reset {da.reset}({da.val:#x}) -> {db.reset}({db.val:#x})")
-        if da.set_user is not db.set_user:
-            changes.append("userspace set_user changed")
-        if da.listed != db.listed:
-            changes.append(f"KVM_GET_REG_LIST: {'listed' if db.listed else 'not listed'}")
+        if da is None or db is None:
+            d = db or da
+            assert d is not None
+            out.append(f"sys_reg_descs[{d.name}]: " + (f"added ({d.handler_name})" if db else "removed"))
+            continue
+        changes = _desc_changes(da, db)
         if changes:
             out.append(f"sys_reg_descs[{db.name}]: " + "; ".join(changes))
     for key in sorted(set(a.cp14) | set(b.cp14)):
         ca, cb = a.cp14.get(key), b.cp14.get(key)
-        if ca != cb and ca is not None and cb is not None:
-            out.append(f"cp14_regs[{cb.name}]: handler {ca.access.__name__} -> {cb.access.__name__}"
-                       + (f", slot {cb.reg}" if cb.reg != ca.reg else ""))
+        if ca == cb:
+            continue
+        if ca is None or cb is None:
+            c = cb or ca
+            assert c is not None
+            out.append(f"cp14_regs[{c.name}]: " + (f"added ({c.handler_name})" if cb else "removed"))
+            continue
+        parts = []
+        if ca.access is not cb.access:
+            parts.append(f"handler {ca.handler_name} -> {cb.handler_name}" if ca.handler_name != cb.handler_name
+                         else f"{cb.handler_name} rewritten")
+        if cb.reg != ca.reg:
+            parts.append(f"slot {ca.reg} -> {cb.reg}")
+        out.append(f"cp14_regs[{cb.name}]: " + ", ".join(parts or ["changed"]))
     if a.vcpu_sysreg != b.vcpu_sysreg:
-        added = [s for s in b.vcpu_sysreg if s not in a.vcpu_sysreg]
-        out.append(f"enum vcpu_sysreg: adds {', '.join(added)}")
+        added = [f"{s} (index {b.vcpu_sysreg.index(s)})" for s in b.vcpu_sysreg if s not in a.vcpu_sysreg]
+        removed = [s for s in a.vcpu_sysreg if s not in b.vcpu_sysreg]
+        out.append("enum vcpu_sysreg: " + "; ".join(
+            (["adds " + ", ".join(added)] if added else []) + (["removes " + ", ".join(removed)] if removed else [])
+            or ["reordered"]))
+    for regs, what in ((b.el1_state, "__sysreg_save/restore_el1_state"), (b.common_state, "common state")):
+        old = a.el1_state if what.startswith("__") else a.common_state
+        if regs != old:
+            out.append(f"{what}: now switches {', '.join(regs)}")
     for h in b.el1_hooks:
         if h not in a.el1_hooks:
             out.append(f"world switch: {h.name}")
-    for attr, fn_name in (("read_id_reg", "read_id_reg"), ("setup_debug", "kvm_arm_setup_debug"),
-                          ("clear_debug", "kvm_arm_clear_debug"), ("setup_mdcr", "kvm_arm_setup_mdcr_el2")):
-        if getattr(a, attr) is not getattr(b, attr):
-            out.append(f"{fn_name}: {getattr(b, attr).__doc__.strip().splitlines()[0]}")
+    for h in a.el1_hooks:
+        if h not in b.el1_hooks:
+            out.append(f"world switch: no longer {h.name}")
+    for name in sorted(set(a.switches) | set(b.switches)):
+        sa, sb = a.switches.get(name, ()), b.switches.get(name, ())
+        if sa == sb:
+            continue
+        fa, fb = [s.function for s in sa], [s.function for s in sb]
+        parts = [f"adds {f}" for f in fb if f not in fa] + [f"drops {f}" for f in fa if f not in fb]
+        parts += [f"{x.function} rewritten" for x in sb for y in sa if x.function == y.function and x.run is not y.run]
+        out.append(f"world switch {name}: " + ", ".join(parts or ["reordered"]))
+    for name in sorted(set(a.hooks) | set(b.hooks)):
+        ha, hb = a.hooks.get(name), b.hooks.get(name)
+        if ha is not hb:
+            out.append(f"{name}: {_summary(hb)}")
+    for name in sorted(set(b.vm_state) - set(a.vm_state)):
+        out.append(f"struct kvm_arch: adds {name} (initially {b.vm_state[name]:#x})")
     return out

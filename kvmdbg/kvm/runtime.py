@@ -35,9 +35,10 @@ from typing import TYPE_CHECKING
 
 from kvmdbg.arch.esr import EC, decode_cp14, decode_sysreg, esr
 from kvmdbg.arch.registers import REGISTERS, Encoding, lookup_encoding
+from kvmdbg.kvm.api import Params, kernel_name
 from kvmdbg.kvm.context import CpuContext, DebugRegs, Vcpu
-from kvmdbg.kvm.debug import DEBUG_DIRTY
-from kvmdbg.kvm.sys_regs import RESET_UNKNOWN, Params, SysRegDesc
+from kvmdbg.kvm.switch import HCR_GUEST, HCR_HOST_NVHE, HCR_HOST_VHE, render
+from kvmdbg.kvm.sys_regs import RESET_UNKNOWN, SysRegDesc
 
 if TYPE_CHECKING:
     from kvmdbg.cpu.pe import PhysicalCPU
@@ -45,11 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Step", "Kvm", "TrapOutcome", "HCR_GUEST", "HCR_HOST_NVHE", "HCR_HOST_VHE"]
 
-# HCR_EL2 bits the model uses (Arm ARM D13.2.46).
-_HCR_VM, _HCR_TID3, _HCR_TSC, _HCR_TGE, _HCR_E2H = 1 << 0, 1 << 18, 1 << 19, 1 << 27, 1 << 34
-HCR_GUEST = _HCR_VM | _HCR_TID3 | _HCR_TSC  # HCR_GUEST_FLAGS (the bits modelled)
-HCR_HOST_NVHE = 0  # HCR_HOST_NVHE_FLAGS has none of the modelled bits
-HCR_HOST_VHE = _HCR_E2H | _HCR_TGE  # HCR_HOST_VHE_FLAGS
 HOST_MDCR_EL2 = 0x6  # HPMN: the number of PMU counters (IMPLEMENTATION DEFINED; 6 on Cortex-A57)
 
 
@@ -107,6 +103,11 @@ class Kvm:
         self.pending_undef: dict[int, str] = {}
         self._notes: list[str] = []
         self.dry = False  # set while peeking at the guest's view: no side effects
+        self.vm: dict[str, int] = dict(defn.vm_state)  # struct kvm_arch: per-VM state a variant adds
+        self.exit_syndrome: tuple[int, str] = (0, "")  # (ESR_EL2, reason) of the exit being run
+        # Off when nobody records the steps: no detail text is built (see _run).
+        self.describe = True
+        self._bare: dict[tuple[str, str, int], Step] = {}
 
     # -- bookkeeping ------------------------------------------------------------------
 
@@ -125,6 +126,32 @@ class Kvm:
             return
         self.pending_undef[vcpu.index] = why
         self.note(why)
+
+    # -- the handlers' view of the engine (kvmdbg.kvm.api.Env) --------------------------
+
+    @property
+    def layout(self) -> tuple[str, ...]:
+        return self.defn.vcpu_sysreg
+
+    def cpu_has(self, name: str) -> bool:
+        return self.pe.has(name)
+
+    def cpu_read(self, name: str) -> int:
+        return self.pe.regs[name]
+
+    def cpu_write(self, name: str, value: int) -> None:
+        self.pe.load(name, value)
+
+    def cpu_id_reg(self, name: str) -> int:
+        # The model's PE has one ID register that KVM sanitises: the profile's ID_AA64DFR0_EL1.
+        assert name == "ID_AA64DFR0_EL1", f"the PE model has no ID register {name}"
+        return self.pe.profile.id_aa64dfr0
+
+    def id_reg(self, vcpu: Vcpu, name: str) -> int:
+        return self.defn.read_id_reg(self, vcpu, name)
+
+    def setup_mdcr(self, vcpu: Vcpu) -> None:
+        self.defn.setup_mdcr(self, vcpu)
 
     @property
     def where_host_runs(self) -> int:
@@ -170,7 +197,7 @@ class Kvm:
         vcpu.flags.clear()
         vcpu.pc, vcpu.pstate_d, vcpu.pstate_ss = 0x80000, True, False
         self.pending_undef.pop(index, None)
-        self.defn.setup_mdcr(self, vcpu)  # kvm_arm_vcpu_init_debug()
+        self.setup_mdcr(vcpu)  # kvm_arm_vcpu_init_debug()
         oslsr = vcpu.ctxt.sys_regs.get("OSLSR_EL1")
         detail = "reset values from sys_reg_descs[]" + (f"; OSLSR_EL1={oslsr:#x}" if oslsr is not None else
                                                          "; OSLSR_EL1 has no slot (reads are a constant)")
@@ -180,23 +207,56 @@ class Kvm:
 
     # -- the EL1 / common state switch (hyp/include/hyp/sysreg-sr.h) ---------------
 
-    def _save_el1(self, ctxt: CpuContext) -> str:
+    def save_el1(self, ctxt: CpuContext) -> str:
         for name in self.defn.el1_state:
             ctxt.sys_regs[name] = self.pe.regs[name]
-        return "; ".join(h.save(self.pe, ctxt) for h in self.defn.el1_hooks)
+        hooks = self.defn.el1_hooks
+        return "; ".join(h.save(self.pe, ctxt) for h in hooks) if hooks else ""
 
-    def _restore_el1(self, ctxt: CpuContext) -> str:
+    def restore_el1(self, ctxt: CpuContext) -> str:
         for name in self.defn.el1_state:
             self.pe.load(name, ctxt.sys_regs.get(name, 0))
-        return "; ".join(h.restore(self.pe, ctxt) for h in self.defn.el1_hooks)
+        hooks = self.defn.el1_hooks
+        return "; ".join(h.restore(self.pe, ctxt) for h in hooks) if hooks else ""
 
-    def _save_common(self, ctxt: CpuContext) -> None:
+    def save_common(self, ctxt: CpuContext) -> None:
         for name in self.defn.common_state:
             ctxt.sys_regs[name] = self.pe.regs[name]
 
-    def _restore_common(self, ctxt: CpuContext) -> None:
+    def restore_common(self, ctxt: CpuContext) -> None:
         for name in self.defn.common_state:
             self.pe.regs[name] = ctxt.sys_regs.get(name, 0)
+
+    def setup_debug(self, vcpu: Vcpu) -> str:
+        return self.defn.setup_debug(self, vcpu)
+
+    def clear_debug(self, vcpu: Vcpu) -> str:
+        return self.defn.clear_debug(self, vcpu)
+
+    # -- running a world switch's step list (kvmdbg.kvm.switch) -------------------------
+
+    def _run(self, switch: str, phase: str, vcpu: Vcpu) -> Ops:
+        """Run one of the definition's step lists, yielding a Step after each kernel function.
+
+        With ``describe`` off (nobody records the steps), no detail is formatted and each
+        yielded Step is a shared one without detail.
+        """
+        steps = self.defn.switches[f"{'vhe' if self.vhe else 'nvhe'}.{switch}"]
+        index = vcpu.index
+        if self.describe:
+            for s in steps:
+                detail = s.run(self, vcpu)
+                if detail is not None:
+                    yield Step(s.function, phase, render(detail), index)
+        else:
+            bare = self._bare
+            for s in steps:
+                if s.run(self, vcpu) is not None:
+                    key = (s.function, phase, index)
+                    step = bare.get(key)
+                    if step is None:
+                        step = bare[key] = Step(s.function, phase, "", index)
+                    yield step
 
     # -- vcpu_load / vcpu_put ----------------------------------------------------------
 
@@ -207,22 +267,7 @@ class Kvm:
         if self.loaded is not None and self.loaded != index:
             yield from self.exit_to_userspace(self.loaded)
             yield from self.vcpu_put(self.loaded)
-        vcpu.loaded = True
-        self.loaded = index
-        yield Step("kvm_arch_vcpu_load", "vcpu_load", f"vCPU {index} is now loaded on this PE", index)
-        if self.vhe:
-            detail = self._restore_el1(vcpu.ctxt)
-            yield Step("__sysreg_restore_el1_state", "vcpu_load",
-                       "kvm_vcpu_load_sysregs_vhe: the guest's EL1 state goes onto the PE"
-                       + (f"; {detail}" if detail else ""), index)
-            # 5.15 VHE switches MDCR_EL2 once per load, not per entry: kvm_vcpu_load_sysregs_vhe()
-            # ends with activate_traps_vhe_load() -> __activate_traps_common() (hyp/vhe/switch.c,
-            # hyp/include/hyp/switch.h), which saves the host's MDCR_EL2 and writes the vCPU's.
-            vcpu.mdcr_el2_host = self.pe.regs["MDCR_EL2"]
-            self.pe.regs["MDCR_EL2"] = vcpu.mdcr_el2
-            yield Step("activate_traps_vhe_load", "vcpu_load",
-                       f"MDCR_EL2={vcpu.mdcr_el2:#x} for the vCPU (host's {vcpu.mdcr_el2_host:#x} kept aside "
-                       "until vcpu_put)", index)
+        yield from self._run("load", "vcpu_load", vcpu)
 
     def vcpu_put(self, index: int) -> Ops:
         vcpu = self.vcpus[index]
@@ -230,19 +275,7 @@ class Kvm:
             return
         if vcpu.running:
             yield from self.exit_to_userspace(index)
-        if self.vhe:
-            # kvm_vcpu_put_sysregs_vhe() starts with deactivate_traps_vhe_put() ->
-            # __deactivate_traps_common(): the host's MDCR_EL2 comes back (hyp/vhe/switch.c).
-            self.pe.regs["MDCR_EL2"] = vcpu.mdcr_el2_host
-            yield Step("deactivate_traps_vhe_put", "vcpu_put",
-                       f"host MDCR_EL2={vcpu.mdcr_el2_host:#x} back", index)
-            detail = self._save_el1(vcpu.ctxt)
-            yield Step("__sysreg_save_el1_state", "vcpu_put",
-                       "kvm_vcpu_put_sysregs_vhe: the PE's EL1 state is saved into the guest context"
-                       + (f"; {detail}" if detail else ""), index)
-        vcpu.loaded = False
-        self.loaded = None
-        yield Step("kvm_arch_vcpu_put", "vcpu_put", f"vCPU {index} is no longer loaded", index)
+        yield from self._run("put", "vcpu_put", vcpu)
 
     # -- entry and exit ------------------------------------------------------------------
 
@@ -253,114 +286,19 @@ class Kvm:
             return
         if not vcpu.loaded:
             yield from self.vcpu_load(index)
-        orig_mdcr_el2 = vcpu.mdcr_el2
-        detail = self.defn.setup_debug(self, vcpu)
-        if self.vhe and orig_mdcr_el2 != vcpu.mdcr_el2:
-            # kvm_arm_setup_debug() (debug.c, 5.15): "mdcr_el2 changes since vcpu_load" are written
-            # straight to the PE on VHE, where the vCPU's value is on the PE from load to put.
-            self.pe.regs["MDCR_EL2"] = vcpu.mdcr_el2
-            detail += "; VHE: the changed MDCR_EL2 is written to the PE now"
-        yield Step("kvm_arm_setup_debug", "enter", detail, index)
-        pe = self.pe
-        if self.vhe:
-            self._save_common(self.host_ctxt)
-            yield Step("sysreg_save_host_state_vhe", "enter", "host MDSCR_EL1 saved (common state only)", index)
-        else:
-            detail = self._save_el1(self.host_ctxt)
-            self._save_common(self.host_ctxt)
-            yield Step("__sysreg_save_state_nvhe", "enter", "host EL1 and common state saved into host_ctxt"
-                       + (f"; {detail}" if detail else ""), index)
-            detail = self._restore_el1(vcpu.ctxt)
-            self._restore_common(vcpu.ctxt)
-            yield Step("__sysreg_restore_state_nvhe", "enter", "guest EL1 and common state loaded onto the PE"
-                       + (f"; {detail}" if detail else ""), index)
-        pe.regs["HCR_EL2"] = HCR_GUEST | (_HCR_E2H if self.vhe else 0)
-        if self.vhe:
-            # hyp/vhe/switch.c __activate_traps(): HCR_EL2 (and CPACR, VBAR) only; MDCR_EL2
-            # was switched at vcpu_load.
-            yield Step("__activate_traps", "enter", "HCR_EL2 guest flags (MDCR_EL2 stays as loaded)", index)
-        else:
-            # hyp/nvhe/switch.c __activate_traps() -> __activate_traps_common(): every entry.
-            vcpu.mdcr_el2_host = pe.regs["MDCR_EL2"]
-            pe.regs["MDCR_EL2"] = vcpu.mdcr_el2
-            yield Step("__activate_traps", "enter", f"MDCR_EL2={vcpu.mdcr_el2:#x}, HCR_EL2 guest flags", index)
-        if self.vhe:
-            self._restore_common(vcpu.ctxt)
-            yield Step("sysreg_restore_guest_state_vhe", "enter", "guest MDSCR_EL1 loaded onto the PE", index)
-        if DEBUG_DIRTY in vcpu.flags:
-            self._switch_debug_regs(save=self.host_debug, load=vcpu.debug_ptr())
-            detail = ("debug state is dirty: host breakpoint/watchpoint registers saved, "
-                      + ("the VMM's" if vcpu.use_external_debug else "the guest's") + " loaded")
-        else:
-            detail = "debug state clean: nothing to switch"
-        yield Step("__debug_switch_to_guest", "enter", detail, index)
-        pe.el = 1
-        pe.pstate_d = vcpu.pstate_d
-        vcpu.running = True
-        detail = "ERET into the guest at EL1"
-        if index in self.pending_undef:
-            why = self.pending_undef.pop(index)
-            self.take_guest_exception(vcpu, esr(EC.UNKNOWN), why)
-            detail += "; the guest takes the pending UNDEF at its EL1 vector"
-        yield Step("__guest_enter", "enter", detail, index)
+        yield from self._run("enter", "enter", vcpu)
 
     def exit(self, index: int, esr_el2: int, reason: str) -> Ops:
         """The guest takes an exception to EL2 and KVM goes back to the host."""
         vcpu = self.vcpus[index]
         if not vcpu.running:
             return
-        pe = self.pe
-        pe.el = 2
-        pe.regs["ESR_EL2"] = esr_el2
-        vcpu.running = False
-        vcpu.pstate_d = pe.pstate_d
-        yield Step("__guest_exit", "exit", f"{reason}; ESR_EL2={esr_el2:#010x}", index)
-        yield Step("fixup_guest_exit", "exit", "not handled at EL2: back to the host", index)
-        if self.vhe:
-            self._save_common(vcpu.ctxt)
-            yield Step("sysreg_save_guest_state_vhe", "exit", "guest MDSCR_EL1 saved (common state only)", index)
-        else:
-            detail = self._save_el1(vcpu.ctxt)
-            self._save_common(vcpu.ctxt)
-            yield Step("__sysreg_save_state_nvhe", "exit", "guest EL1 and common state saved into the vCPU context"
-                       + (f"; {detail}" if detail else ""), index)
-        pe.regs["HCR_EL2"] = HCR_HOST_VHE if self.vhe else HCR_HOST_NVHE
-        if self.vhe:
-            yield Step("__deactivate_traps", "exit",
-                       "HCR_EL2 host flags (MDCR_EL2 keeps the vCPU's value until vcpu_put)", index)
-        else:
-            pe.regs["MDCR_EL2"] = vcpu.mdcr_el2_host
-            yield Step("__deactivate_traps", "exit", f"host MDCR_EL2={vcpu.mdcr_el2_host:#x} back", index)
-        if self.vhe:
-            self._restore_common(self.host_ctxt)
-            yield Step("sysreg_restore_host_state_vhe", "exit", "host MDSCR_EL1 back on the PE", index)
-        else:
-            detail = self._restore_el1(self.host_ctxt)
-            self._restore_common(self.host_ctxt)
-            yield Step("__sysreg_restore_state_nvhe", "exit", "host EL1 and common state back on the PE"
-                       + (f"; {detail}" if detail else ""), index)
-        if DEBUG_DIRTY in vcpu.flags:
-            self._switch_debug_regs(save=vcpu.debug_ptr(), load=self.host_debug)
-            vcpu.flags.discard(DEBUG_DIRTY)
-            detail = "guest debug registers saved, host's restored; DEBUG_DIRTY cleared"
-        else:
-            detail = "debug state clean: nothing to switch"
-        yield Step("__debug_switch_to_host", "exit", detail, index)
-        pe.el = self.where_host_runs
-        yield Step("kvm_arm_clear_debug", "exit", self.defn.clear_debug(self, vcpu), index)
+        self.exit_syndrome = (esr_el2, reason)
+        yield from self._run("exit", "exit", vcpu)
 
     def exit_to_userspace(self, index: int) -> Ops:
         """An exit that the run loop returns to userspace for (KVM_RUN returns)."""
         yield from self.exit(index, esr(EC.UNKNOWN, 0, il=False), "host interrupt; KVM_RUN returns to userspace")
-
-    def _switch_debug_regs(self, save: DebugRegs, load: DebugRegs) -> None:
-        pe = self.pe
-        for n in pe.breakpoint_slots():
-            save.bvr[n], save.bcr[n] = pe.regs[f"DBGBVR{n}_EL1"], pe.regs[f"DBGBCR{n}_EL1"]
-            pe.regs[f"DBGBVR{n}_EL1"], pe.regs[f"DBGBCR{n}_EL1"] = load.bvr[n], load.bcr[n]
-        for n in pe.watchpoint_slots():
-            save.wvr[n], save.wcr[n] = pe.regs[f"DBGWVR{n}_EL1"], pe.regs[f"DBGWCR{n}_EL1"]
-            pe.regs[f"DBGWVR{n}_EL1"], pe.regs[f"DBGWCR{n}_EL1"] = load.wvr[n], load.wcr[n]
 
     # -- the guest's exceptions ----------------------------------------------------------
 
@@ -400,7 +338,7 @@ class Kvm:
                        f"Op1={c.opc1} CRn={c.crn} CRm={c.crm} Op2={c.opc2} Rt={c.rt} "
                        f"{'read' if is_read else 'write'} ({cdesc.name if cdesc else 'unknown'})", index)
             handler = cdesc.access if cdesc else None
-            label = cdesc.access.__name__ if cdesc else "emulate_cp"
+            label = cdesc.handler_name if cdesc else "emulate_cp"
             params_desc = (self.defn.desc(cdesc.aarch64) if cdesc else None)
             if cdesc is not None and params_desc is not None and cdesc.reg != params_desc.reg:
                 params_desc = SysRegDesc(params_desc.name, params_desc.access, cdesc.reg, params_desc.reset,
@@ -472,7 +410,7 @@ class Kvm:
             rc = desc.set_user(self, self.vcpus[index].copy(), desc, value)
             if rc:
                 return OSError(-rc, f"{errno.errorcode.get(-rc, '?')}: KVM_SET_ONE_REG of {desc.name}="
-                               f"{value:#x} refused by {desc.set_user.__name__}")
+                               f"{value:#x} refused by {kernel_name(desc.set_user)}")
         return None
 
     def get_one_reg(self, index: int, desc: SysRegDesc | None) -> int:

@@ -4,7 +4,7 @@ A table of descriptors keyed by encoding, each pointing at a small handler
 named after the kernel function it models. Patches replace entries of this
 table (see :mod:`kvmdbg.patches`); nothing here knows which variant runs.
 
-Handlers take ``(kvm, vcpu, p, r)`` like the kernel's ``(vcpu, p, r)``,
+Handlers take ``(env, vcpu, p, r)`` like the kernel's ``(vcpu, p, r)``,
 plus the :class:`~kvmdbg.kvm.runtime.Kvm` they run in, and return True when
 the access completed (the PC is then advanced by ``kvm_incr_pc``) or False
 when they injected an exception instead.
@@ -16,13 +16,11 @@ import errno
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kvmdbg.arch.registers import REGISTERS, Encoding
-
-if TYPE_CHECKING:
-    from kvmdbg.kvm.context import Vcpu
-    from kvmdbg.kvm.runtime import Kvm
+from kvmdbg.kvm.api import Env, Params, kernel_name, models
+from kvmdbg.kvm.context import DEBUG_DIRTY, Vcpu
 
 __all__ = [
     "Params",
@@ -45,9 +43,9 @@ __all__ = [
     "vcpu_write_sys_reg",
 ]
 
-Handler = Callable[["Kvm", "Vcpu", "Params", "SysRegDesc"], bool]
-UserGet = Callable[["Kvm", "Vcpu", "SysRegDesc"], int]
-UserSet = Callable[["Kvm", "Vcpu", "SysRegDesc", int], int]  # returns 0 or -errno
+Handler = Callable[[Env, Vcpu, Params, "SysRegDesc"], bool]
+UserGet = Callable[[Env, Vcpu, "SysRegDesc"], int]
+UserSet = Callable[[Env, Vcpu, "SysRegDesc", int], int]  # returns 0 or -errno
 
 # ``enum vcpu_sysreg`` in 5.15's arch/arm64/include/asm/kvm_host.h, complete: the
 # indices matter, because patch 2's OSLAR handler passes a value where an index
@@ -105,15 +103,6 @@ VHE_SYSREGS_ON_CPU = frozenset({
 })
 
 
-@dataclass(slots=True)
-class Params:
-    """``struct sys_reg_params``: one decoded access."""
-
-    encoding: Encoding
-    regval: int
-    is_write: bool
-
-
 @dataclass(frozen=True, slots=True)
 class SysRegDesc:
     """``struct sys_reg_desc``: one entry of ``sys_reg_descs[]``.
@@ -135,7 +124,7 @@ class SysRegDesc:
 
     @property
     def handler_name(self) -> str:
-        return self.access.__name__ if self.access else "(none)"
+        return kernel_name(self.access) if self.access else "(none)"
 
     @property
     def listed(self) -> bool:
@@ -153,15 +142,19 @@ class Cp14Desc:
     reg: str | None = None
     aarch64: str = ""
 
+    @property
+    def handler_name(self) -> str:
+        return kernel_name(self.access)
+
 
 # --- accessors of the vCPU context (kvm_host.h / sys_regs.c) --------------------------
 
 
-def _slot_name(kvm: Kvm, reg: str | int) -> str | None:
+def _slot_name(env: Env, reg: str | int) -> str | None:
     """The enum entry at ``reg`` (an index may be anything: p2 passes a value), or None past the end."""
     if isinstance(reg, str):
         return reg
-    layout = kvm.defn.vcpu_sysreg
+    layout = env.layout
     return layout[reg] if 0 <= reg < len(layout) else None
 
 
@@ -179,36 +172,36 @@ def on_cpu_name(name: str) -> str:
     return name[: -len("_EL1")] + "_EL12"
 
 
-def vcpu_read_sys_reg(kvm: Kvm, vcpu: Vcpu, reg: str | int) -> int:
+def vcpu_read_sys_reg(env: Env, vcpu: Vcpu, reg: str | int) -> int:
     """``vcpu_read_sys_reg()``: from the CPU for the VHE on-CPU list while loaded, else memory."""
-    name = _slot_name(kvm, reg)
+    name = _slot_name(env, reg)
     if name is None:
-        kvm.note(f"read of sys_regs[{reg}] is past the end of the array (NR_SYS_REGS = "
-                 f"{len(kvm.defn.vcpu_sysreg)}): the kernel reads whatever memory follows it; "
+        env.note(f"read of sys_regs[{reg}] is past the end of the array (NR_SYS_REGS = "
+                 f"{len(env.layout)}): the kernel reads whatever memory follows it; "
                  "the model returns 0")
         return 0
-    if kvm.vhe and vcpu.loaded and name in VHE_SYSREGS_ON_CPU and kvm.pe.has(name):
-        return kvm.pe.regs[name]
+    if env.vhe and vcpu.loaded and name in VHE_SYSREGS_ON_CPU and env.cpu_has(name):
+        return env.cpu_read(name)
     return vcpu.ctxt.sys_regs.get(name, 0)
 
 
-def vcpu_write_sys_reg(kvm: Kvm, vcpu: Vcpu, val: int, reg: str | int) -> None:
+def vcpu_write_sys_reg(env: Env, vcpu: Vcpu, val: int, reg: str | int) -> None:
     """``vcpu_write_sys_reg(vcpu, val, reg)``: note the order, value before register."""
-    name = _slot_name(kvm, reg)
+    name = _slot_name(env, reg)
     if name is None:
         # In C this is an out-of-bounds store: sys_regs[] is followed by the rest of the
         # vCPU structure, state KVM itself relies on (and on VHE, where KVM is part of the
         # host kernel at EL2, state it loads into the host's own registers). The model does
         # not corrupt memory it does not have; it says so instead.
-        kvm.note(f"sys_regs[{reg}] is past the end of the array (NR_SYS_REGS = "
-                 f"{len(kvm.defn.vcpu_sysreg)}): the kernel stores {val:#x} out of bounds, into "
+        env.note(f"sys_regs[{reg}] is past the end of the array (NR_SYS_REGS = "
+                 f"{len(env.layout)}): the kernel stores {val:#x} out of bounds, into "
                  "whatever follows the array in the vCPU structure"
                  + (", which on VHE may end up in a register the host itself runs with"
-                    if kvm.vhe else "") + "; the model does not emulate that corruption")
+                    if env.vhe else "") + "; the model does not emulate that corruption")
         return
-    if kvm.vhe and vcpu.loaded and name in VHE_SYSREGS_ON_CPU and kvm.pe.has(name):
-        kvm.pe.load(name, val)
-        kvm.note(f"{on_cpu_name(name)} on the CPU <- {val:#x} (the vCPU is loaded on VHE)")
+    if env.vhe and vcpu.loaded and name in VHE_SYSREGS_ON_CPU and env.cpu_has(name):
+        env.cpu_write(name, val)
+        env.note(f"{on_cpu_name(name)} on the CPU <- {val:#x} (the vCPU is loaded on VHE)")
         return
     vcpu.ctxt.sys_regs[name] = val
 
@@ -216,43 +209,41 @@ def vcpu_write_sys_reg(kvm: Kvm, vcpu: Vcpu, val: int, reg: str | int) -> None:
 # --- handlers: sys_regs.c, 5.15 -------------------------------------------------------
 
 
-def ignore_write(kvm: Kvm, vcpu: Vcpu, p: Params) -> bool:
+def ignore_write(env: Env, vcpu: Vcpu, p: Params) -> bool:
     return True
 
 
-def read_zero(kvm: Kvm, vcpu: Vcpu, p: Params) -> bool:
+def read_zero(env: Env, vcpu: Vcpu, p: Params) -> bool:
     p.regval = 0
     return True
 
 
-def trap_raz_wi(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+def trap_raz_wi(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """RAZ/WI: reads give 0, writes are dropped."""
-    return ignore_write(kvm, vcpu, p) if p.is_write else read_zero(kvm, vcpu, p)
+    return ignore_write(env, vcpu, p) if p.is_write else read_zero(env, vcpu, p)
 
 
-def trap_oslsr_el1_515(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+@models("trap_oslsr_el1")
+def trap_oslsr_el1_515(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """5.15 ``trap_oslsr_el1``: writes ignored; reads return the constant 0x8 (OSLM=0b10)."""
     if p.is_write:
-        return ignore_write(kvm, vcpu, p)
+        return ignore_write(env, vcpu, p)
     p.regval = 1 << 3
     return True
 
 
-trap_oslsr_el1_515.__name__ = "trap_oslsr_el1"
-
-
-def trap_debug_regs(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+def trap_debug_regs(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """MDSCR_EL1 and friends: stored in the context; a write marks debug state dirty."""
     assert r.reg is not None
     if p.is_write:
-        vcpu_write_sys_reg(kvm, vcpu, p.regval, r.reg)
-        vcpu.flags.add("KVM_ARM64_DEBUG_DIRTY")
+        vcpu_write_sys_reg(env, vcpu, p.regval, r.reg)
+        vcpu.flags.add(DEBUG_DIRTY)
     else:
-        p.regval = vcpu_read_sys_reg(kvm, vcpu, r.reg)
+        p.regval = vcpu_read_sys_reg(env, vcpu, r.reg)
     return True
 
 
-def access_vm_reg(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+def access_vm_reg(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """``access_vm_reg()``: the stored register, reached only when HCR_EL2.TVM/TRVM trap it.
 
     The model never sets TVM or TRVM, so a guest reaches these registers on the PE without
@@ -260,53 +251,64 @@ def access_vm_reg(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """
     assert r.reg is not None
     if p.is_write:
-        vcpu_write_sys_reg(kvm, vcpu, p.regval, r.reg)
+        vcpu_write_sys_reg(env, vcpu, p.regval, r.reg)
     else:
-        p.regval = vcpu_read_sys_reg(kvm, vcpu, r.reg)
+        p.regval = vcpu_read_sys_reg(env, vcpu, r.reg)
     return True
 
 
-def access_csselr(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+def access_csselr(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """``access_csselr()``: the stored CSSELR_EL1, reached only when HCR_EL2.TID2 traps it.
 
     The model never sets TID2, so the guest reads and writes CSSELR_EL1 on the PE.
     """
-    return access_vm_reg(kvm, vcpu, p, r)
+    return access_vm_reg(env, vcpu, p, r)
 
 
-def _trap_dbg(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+def _trap_dbg(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """trap_bvr/bcr/wvr/wcr: the vCPU's own debug register file (vcpu_debug_state)."""
     assert r.debug_kind is not None
     regs = vcpu.debug.array(r.debug_kind)
     if p.is_write:
         regs[r.debug_index] = p.regval  # reg_to_dbg()
-        vcpu.flags.add("KVM_ARM64_DEBUG_DIRTY")
+        vcpu.flags.add(DEBUG_DIRTY)
     else:
         p.regval = regs[r.debug_index]  # dbg_to_reg()
     return True
 
 
-def _named(fn: Handler, name: str) -> Handler:
-    def wrapper(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
-        return fn(kvm, vcpu, p, r)
-
-    wrapper.__name__ = name
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
-
-
-trap_bvr = _named(_trap_dbg, "trap_bvr")
-trap_bcr = _named(_trap_dbg, "trap_bcr")
-trap_wvr = _named(_trap_dbg, "trap_wvr")
-trap_wcr = _named(_trap_dbg, "trap_wcr")
+# The kernel has one function per kind (trap_bvr, trap_bcr, trap_wvr, trap_wcr); they differ
+# only in which array of the vCPU's debug state they index, which the descriptor says here.
+@models("trap_bvr")
+def trap_bvr(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+    """``trap_bvr()``: a breakpoint value register of the vCPU's debug state."""
+    return _trap_dbg(env, vcpu, p, r)
 
 
-def get_dbg(kvm: Kvm, vcpu: Vcpu, r: SysRegDesc) -> int:
+@models("trap_bcr")
+def trap_bcr(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+    """``trap_bcr()``: a breakpoint control register of the vCPU's debug state."""
+    return _trap_dbg(env, vcpu, p, r)
+
+
+@models("trap_wvr")
+def trap_wvr(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+    """``trap_wvr()``: a watchpoint value register of the vCPU's debug state."""
+    return _trap_dbg(env, vcpu, p, r)
+
+
+@models("trap_wcr")
+def trap_wcr(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+    """``trap_wcr()``: a watchpoint control register of the vCPU's debug state."""
+    return _trap_dbg(env, vcpu, p, r)
+
+
+def get_dbg(env: Env, vcpu: Vcpu, r: SysRegDesc) -> int:
     assert r.debug_kind is not None
     return vcpu.debug.array(r.debug_kind)[r.debug_index]
 
 
-def set_dbg(kvm: Kvm, vcpu: Vcpu, r: SysRegDesc, value: int) -> int:
+def set_dbg(env: Env, vcpu: Vcpu, r: SysRegDesc, value: int) -> int:
     assert r.debug_kind is not None
     vcpu.debug.array(r.debug_kind)[r.debug_index] = value
     return 0
@@ -329,43 +331,43 @@ def cap_perfmon_field(value: int, cap: int) -> int:
     return _DFR0.set(value, "PMUVer", min(pmuver, cap))
 
 
-def read_id_reg_515(kvm: Kvm, vcpu: Vcpu, name: str) -> int:
+def read_id_reg_515(env: Env, vcpu: Vcpu, name: str) -> int:
     """5.15 ``read_id_reg()`` for ID_AA64DFR0_EL1: DebugVer 6, PMUVer capped, PMSVer hidden."""
-    val = kvm.pe.profile.id_aa64dfr0 & _DFR0_SANITISED_MASK  # read_sanitised_ftr_reg()
+    val = env.cpu_id_reg("ID_AA64DFR0_EL1") & _DFR0_SANITISED_MASK  # read_sanitised_ftr_reg()
     val = _DFR0.set(val, "DebugVer", 6)  # "Limit debug to ARMv8.0"
-    val = cap_perfmon_field(val, 0x5 if kvm.pmu else 0)  # PMUv3 for ARMv8.4 (0x5), or none
+    val = cap_perfmon_field(val, 0x5 if env.pmu else 0)  # PMUv3 for ARMv8.4 (0x5), or none
     val = _DFR0.set(val, "PMSVer", 0)  # hide SPE
     return val
 
 
-def access_id_reg(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+def access_id_reg(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """Guest reads of an ID register return the sanitised value; writes UNDEF."""
     if p.is_write:
-        return write_to_read_only(kvm, vcpu, p, r)
-    p.regval = kvm.defn.read_id_reg(kvm, vcpu, r.name)
+        return write_to_read_only(env, vcpu, p, r)
+    p.regval = env.id_reg(vcpu, r.name)
     return True
 
 
-def get_id_reg(kvm: Kvm, vcpu: Vcpu, r: SysRegDesc) -> int:
-    return kvm.defn.read_id_reg(kvm, vcpu, r.name)
+def get_id_reg(env: Env, vcpu: Vcpu, r: SysRegDesc) -> int:
+    return env.id_reg(vcpu, r.name)
 
 
-def set_id_reg(kvm: Kvm, vcpu: Vcpu, r: SysRegDesc, value: int) -> int:
+def set_id_reg(env: Env, vcpu: Vcpu, r: SysRegDesc, value: int) -> int:
     """``__set_id_reg()``: "invariant": any value other than what KVM reports is -EINVAL."""
-    if value != kvm.defn.read_id_reg(kvm, vcpu, r.name):
+    if value != env.id_reg(vcpu, r.name):
         return -errno.EINVAL
     return 0
 
 
-def write_to_read_only(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+def write_to_read_only(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """WARN_ONCE, print_sys_reg_instr, then ``kvm_inject_undefined``; the PC stays put."""
-    kvm.inject_undefined(vcpu, f"{r.name} is read-only: KVM's write_to_read_only() injected an UNDEF")
+    env.inject_undefined(vcpu, f"{r.name} is read-only: KVM's write_to_read_only() injected an UNDEF")
     return False
 
 
-def read_from_write_only(kvm: Kvm, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
+def read_from_write_only(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """WARN_ONCE, print_sys_reg_instr, then ``kvm_inject_undefined``; the PC stays put."""
-    kvm.inject_undefined(vcpu, f"{r.name} is write-only: KVM's read_from_write_only() injected an UNDEF")
+    env.inject_undefined(vcpu, f"{r.name} is write-only: KVM's read_from_write_only() injected an UNDEF")
     return False
 
 

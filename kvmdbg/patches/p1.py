@@ -9,19 +9,20 @@ shows up in KVM_GET_REG_LIST and userspace can set any 64-bit value.
 
 from __future__ import annotations
 
+from kvmdbg.kvm.api import Env, models
+from kvmdbg.kvm.context import Vcpu
 from kvmdbg.kvm.definition import Patch
 from kvmdbg.kvm.sys_regs import Cp14Desc, Params, SysRegDesc, ignore_write, vcpu_read_sys_reg
 
 
-def trap_oslsr_el1_p1(kvm, vcpu, p: Params, r: SysRegDesc) -> bool:  # type: ignore[no-untyped-def]
+@models("trap_oslsr_el1")
+def trap_oslsr_el1_p1(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """Patch 1 ``trap_oslsr_el1``: writes ignored; reads return the stored OSLSR_EL1."""
     if p.is_write:
-        return ignore_write(kvm, vcpu, p)
-    p.regval = vcpu_read_sys_reg(kvm, vcpu, r.reg or "OSLSR_EL1")
+        return ignore_write(env, vcpu, p)
+    p.regval = vcpu_read_sys_reg(env, vcpu, r.reg or "OSLSR_EL1")
     return True
 
-
-trap_oslsr_el1_p1.__name__ = "trap_oslsr_el1"
 
 PATCH = Patch(
     name="p1",

@@ -29,21 +29,25 @@ the cover letter describes; the variant ``p2-intended``
 
 from __future__ import annotations
 
+from kvmdbg.cpu.pe import PhysicalCPU
+from kvmdbg.kvm.api import Env, models
+from kvmdbg.kvm.context import CpuContext, Vcpu
 from kvmdbg.kvm.definition import El1Hook, Patch
 from kvmdbg.kvm.sys_regs import Cp14Desc, Params, SysRegDesc, read_zero, vcpu_read_sys_reg, vcpu_write_sys_reg
 from kvmdbg.patches.p1 import trap_oslsr_el1_p1
 
 
-def trap_oslar_el1_p2(kvm, vcpu, p: Params, r: SysRegDesc) -> bool:  # type: ignore[no-untyped-def]
+@models("trap_oslar_el1")
+def trap_oslar_el1_p2(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """Patch 2 ``trap_oslar_el1``, as posted: reads RAZ; a write goes through swapped arguments."""
     if not p.is_write:
-        return read_zero(kvm, vcpu, p)
-    oslsr = vcpu_read_sys_reg(kvm, vcpu, "OSLSR_EL1") & ~0x2  # "preserve all but the OSLK bit"
+        return read_zero(env, vcpu, p)
+    oslsr = vcpu_read_sys_reg(env, vcpu, "OSLSR_EL1") & ~0x2  # "preserve all but the OSLK bit"
     # vcpu_write_sys_reg(vcpu, OSLSR_EL1, oslsr | ((p->regval & 1) << 1)): value and index swapped.
     index = oslsr | ((p.regval & 1) << 1)
-    value = kvm.defn.sysreg_index("OSLSR_EL1")
-    kvm.note(swapped_write_note(kvm.defn.vcpu_sysreg, index, value))
-    vcpu_write_sys_reg(kvm, vcpu, value, index)
+    value = env.layout.index("OSLSR_EL1")
+    env.note(swapped_write_note(env.layout, index, value))
+    vcpu_write_sys_reg(env, vcpu, value, index)
     return True
 
 
@@ -64,24 +68,21 @@ def swapped_write_note(layout: tuple[str, ...], index: int, value: int) -> str:
             "unchanged")
 
 
-trap_oslar_el1_p2.__name__ = "trap_oslar_el1"
-
-
-def trap_oslar_el1_as_intended(kvm, vcpu, p: Params, r: SysRegDesc) -> bool:  # type: ignore[no-untyped-def]
+def trap_oslar_el1_as_intended(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """What the cover letter describes: copy OSLAR.OSLK (bit 0) into the stored OSLSR.OSLK (bit 1)."""
     if not p.is_write:
-        return read_zero(kvm, vcpu, p)
-    oslsr = vcpu_read_sys_reg(kvm, vcpu, "OSLSR_EL1") & ~0x2
-    vcpu_write_sys_reg(kvm, vcpu, oslsr | ((p.regval & 1) << 1), "OSLSR_EL1")
+        return read_zero(env, vcpu, p)
+    oslsr = vcpu_read_sys_reg(env, vcpu, "OSLSR_EL1") & ~0x2
+    vcpu_write_sys_reg(env, vcpu, oslsr | ((p.regval & 1) << 1), "OSLSR_EL1")
     return True
 
 
-def _save_oslsr(pe, ctxt) -> str:  # type: ignore[no-untyped-def]
+def _save_oslsr(pe: PhysicalCPU, ctxt: CpuContext) -> str:
     ctxt.sys_regs["OSLSR_EL1"] = pe.regs["OSLSR_EL1"]
     return f"patch 2: OSLSR_EL1={pe.regs['OSLSR_EL1']:#x} read from the PE into the context"
 
 
-def _restore_oslk(pe, ctxt) -> str:  # type: ignore[no-untyped-def]
+def _restore_oslk(pe: PhysicalCPU, ctxt: CpuContext) -> str:
     oslk = (ctxt.sys_regs.get("OSLSR_EL1", 0) >> 1) & 1
     pe.write("OSLAR_EL1", oslk)
     return f"patch 2: OSLAR_EL1 <- {oslk} (the context's OSLK), so the PE's OS Lock is now {oslk}"

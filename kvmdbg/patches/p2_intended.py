@@ -24,15 +24,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from kvmdbg.kvm.api import Env
+from kvmdbg.kvm.context import Vcpu
 from kvmdbg.kvm.definition import Patch
-from kvmdbg.kvm.sys_regs import Cp14Desc, SysRegDesc
+from kvmdbg.kvm.sys_regs import Cp14Desc, Params, SysRegDesc
 from kvmdbg.patches import p2
 from kvmdbg.patches.p1 import trap_oslsr_el1_p1
 
 
-def trap_oslar_el1(kvm, vcpu, p, r):  # type: ignore[no-untyped-def]
+def trap_oslar_el1(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """Patch 2 ``trap_oslar_el1`` as intended: OSLAR.OSLK copied into the stored OSLSR.OSLK."""
-    return p2.trap_oslar_el1_as_intended(kvm, vcpu, p, r)
+    return p2.trap_oslar_el1_as_intended(env, vcpu, p, r)
 
 
 PATCH: Patch = replace(

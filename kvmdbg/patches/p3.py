@@ -11,20 +11,21 @@ objection (Marc Zyngier, <87k0hw9iez.wl-maz@kernel.org>).
 from __future__ import annotations
 
 from kvmdbg.arch.registers import REGISTERS
+from kvmdbg.kvm.api import Env, models
+from kvmdbg.kvm.context import Vcpu
 from kvmdbg.kvm.definition import Patch
 from kvmdbg.kvm.sys_regs import read_id_reg_515
 
 _DFR0 = REGISTERS["ID_AA64DFR0_EL1"]
 
 
-def read_id_reg_p3(kvm, vcpu, name: str) -> int:  # type: ignore[no-untyped-def]
+@models("read_id_reg")
+def read_id_reg_p3(env: Env, vcpu: Vcpu, name: str) -> int:
     """Patch 3 ``read_id_reg()``: DebugVer 8 (v8.2) and DoubleLock 0xF (not implemented)."""
-    val = read_id_reg_515(kvm, vcpu, name)
+    val = read_id_reg_515(env, vcpu, name)
     val = _DFR0.set(val, "DebugVer", 8)  # "Limit debug to ARMv8.2"
     return _DFR0.set(val, "DoubleLock", 0xF)  # "Hide DoubleLock from guests"
 
-
-read_id_reg_p3.__name__ = "read_id_reg"
 
 PATCH = Patch(
     name="p3",
@@ -38,7 +39,7 @@ PATCH = Patch(
     ),
     message_id="<20211029003202.158161-4-oupton@google.com>",
     files=("arch/arm64/kvm/sys_regs.c",),
-    read_id_reg=read_id_reg_p3,
+    hooks={"read_id_reg": read_id_reg_p3},
     notes={"access_id_reg": "Patch 3: ID_AA64DFR0_EL1 says DebugVer 8 and DoubleLock 0xF.",
            "read_id_reg": "Patch 3: ID_AA64DFR0_EL1 says DebugVer 8 and DoubleLock 0xF."},
     date="2021-10-29",

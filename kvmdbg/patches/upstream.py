@@ -15,6 +15,8 @@ from __future__ import annotations
 import errno
 
 from kvmdbg.kvm import debug as d
+from kvmdbg.kvm.api import Env, models
+from kvmdbg.kvm.context import Vcpu
 from kvmdbg.kvm.definition import Patch
 from kvmdbg.kvm.sys_regs import Cp14Desc, Params, SysRegDesc, read_from_write_only, write_to_read_only
 
@@ -22,15 +24,16 @@ OSLAR_OSLK = 1 << 0
 OSLSR_OSLK = 1 << 1
 
 
-def kvm_vcpu_os_lock_enabled(vcpu) -> bool:  # type: ignore[no-untyped-def]
+def kvm_vcpu_os_lock_enabled(vcpu: Vcpu) -> bool:
     """kvm_host.h: the guest's stored OSLSR_EL1.OSLK."""
     return bool(vcpu.ctxt.sys_regs.get("OSLSR_EL1", 0) & OSLSR_OSLK)
 
 
-def trap_oslar_el1_upstream(kvm, vcpu, p: Params, r: SysRegDesc) -> bool:  # type: ignore[no-untyped-def]
+@models("trap_oslar_el1")
+def trap_oslar_el1_upstream(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """5.18 ``trap_oslar_el1``: forward OSLAR.OSLK into the stored OSLSR.OSLK; reads UNDEF."""
     if not p.is_write:
-        return read_from_write_only(kvm, vcpu, p, r)
+        return read_from_write_only(env, vcpu, p, r)
     oslsr = vcpu.ctxt.sys_regs.get("OSLSR_EL1", 0) & ~OSLSR_OSLK
     if p.regval & OSLAR_OSLK:
         oslsr |= OSLSR_OSLK
@@ -38,18 +41,13 @@ def trap_oslar_el1_upstream(kvm, vcpu, p: Params, r: SysRegDesc) -> bool:  # typ
     return True
 
 
-trap_oslar_el1_upstream.__name__ = "trap_oslar_el1"
-
-
-def trap_oslsr_el1_upstream(kvm, vcpu, p: Params, r: SysRegDesc) -> bool:  # type: ignore[no-untyped-def]
+@models("trap_oslsr_el1")
+def trap_oslsr_el1_upstream(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """5.18 ``trap_oslsr_el1``: reads return the stored value; writes UNDEF (write_to_read_only)."""
     if p.is_write:
-        return write_to_read_only(kvm, vcpu, p, r)
+        return write_to_read_only(env, vcpu, p, r)
     p.regval = vcpu.ctxt.sys_regs.get("OSLSR_EL1", 0)
     return True
-
-
-trap_oslsr_el1_upstream.__name__ = "trap_oslsr_el1"
 
 
 # The reset value: 0x8, the OS Lock *unlocked* (only OSLM = 0b10, "implemented", in
@@ -60,7 +58,7 @@ trap_oslsr_el1_upstream.__name__ = "trap_oslsr_el1"
 OSLSR_RESET = 0x8
 
 
-def set_oslsr_el1(kvm, vcpu, r: SysRegDesc, value: int) -> int:  # type: ignore[no-untyped-def]
+def set_oslsr_el1(env: Env, vcpu: Vcpu, r: SysRegDesc, value: int) -> int:
     """5.18 ``set_oslsr_el1``: only OSLK may differ from the reset value 0x8, else -EINVAL."""
     if (value ^ r.val) & ~OSLSR_OSLK:
         return -errno.EINVAL
@@ -68,20 +66,22 @@ def set_oslsr_el1(kvm, vcpu, r: SysRegDesc, value: int) -> int:  # type: ignore[
     return 0
 
 
-def kvm_arm_setup_mdcr_el2_upstream(kvm, vcpu) -> None:  # type: ignore[no-untyped-def]
+@models("kvm_arm_setup_mdcr_el2")
+def kvm_arm_setup_mdcr_el2_upstream(env: Env, vcpu: Vcpu) -> None:
     """5.18: as 5.15, and TDA also while the guest's OS Lock is set."""
-    d.kvm_arm_setup_mdcr_el2(kvm, vcpu)
+    d.kvm_arm_setup_mdcr_el2(env, vcpu)
     if kvm_vcpu_os_lock_enabled(vcpu):
         vcpu.mdcr_el2 |= d.MDCR_EL2_TDA
 
 
-def kvm_arm_setup_debug_upstream(kvm, vcpu) -> str:  # type: ignore[no-untyped-def]
+@models("kvm_arm_setup_debug")
+def kvm_arm_setup_debug_upstream(env: Env, vcpu: Vcpu) -> str:
     """5.18: with the OS Lock set, the guest runs with MDE and SS cleared (unless userspace debugs with them)."""
-    kvm.defn.setup_mdcr(kvm, vcpu)
+    env.setup_mdcr(vcpu)
     detail = []
     locked = kvm_vcpu_os_lock_enabled(vcpu)
     if vcpu.guest_debug or locked:
-        d.save_guest_debug_regs(kvm, vcpu)
+        d.save_guest_debug_regs(env, vcpu)
         mdscr = vcpu.ctxt.sys_regs.get("MDSCR_EL1", 0)
         if "SINGLESTEP" in vcpu.guest_debug:
             vcpu.pstate_ss = True
@@ -106,20 +106,16 @@ def kvm_arm_setup_debug_upstream(kvm, vcpu) -> str:  # type: ignore[no-untyped-d
     return "; ".join(detail)
 
 
-kvm_arm_setup_debug_upstream.__name__ = "kvm_arm_setup_debug"
-
-
-def kvm_arm_clear_debug_upstream(kvm, vcpu) -> str:  # type: ignore[no-untyped-def]
+@models("kvm_arm_clear_debug")
+def kvm_arm_clear_debug_upstream(env: Env, vcpu: Vcpu) -> str:
     """5.18: restore the guest's own MDSCR_EL1 after any run that changed it."""
     if vcpu.guest_debug or kvm_vcpu_os_lock_enabled(vcpu):
-        d.restore_guest_debug_regs(kvm, vcpu)
+        d.restore_guest_debug_regs(env, vcpu)
         if "USE_HW" in vcpu.guest_debug:
             vcpu.use_external_debug = False
         return "guest's own MDSCR_EL1 restored"
     return ""
 
-
-kvm_arm_clear_debug_upstream.__name__ = "kvm_arm_clear_debug"
 
 PATCH = Patch(
     name="upstream",
@@ -149,9 +145,9 @@ PATCH = Patch(
         Cp14Desc("DBGOSLSR", (0, 1, 1, 4), trap_oslsr_el1_upstream, reg="OSLSR_EL1", aarch64="OSLSR_EL1"),
     ),
     new_slots=(("MDCCINT_EL1", "OSLSR_EL1"),),
-    setup_debug=kvm_arm_setup_debug_upstream,
-    clear_debug=kvm_arm_clear_debug_upstream,
-    setup_mdcr=kvm_arm_setup_mdcr_el2_upstream,
+    hooks={"kvm_arm_setup_debug": kvm_arm_setup_debug_upstream,
+           "kvm_arm_clear_debug": kvm_arm_clear_debug_upstream,
+           "kvm_arm_setup_mdcr_el2": kvm_arm_setup_mdcr_el2_upstream},
     notes={
         "kvm_arm_setup_debug": "5.18: while the guest's OSLK is set, MDE and SS are cleared in the MDSCR_EL1 "
                                "the guest runs with, unless userspace debugs with USE_HW / SINGLESTEP.",
