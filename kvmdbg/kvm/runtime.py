@@ -102,7 +102,6 @@ class Kvm:
         self.loaded: int | None = None  # which vCPU is loaded on the PE
         self.pending_undef: dict[int, str] = {}
         self._notes: list[str] = []
-        self.dry = False  # set while peeking at the guest's view: no side effects
         self.vm: dict[str, int] = dict(defn.vm_state)  # struct kvm_arch: per-VM state a variant adds
         self.exit_syndrome: tuple[int, str] = (0, "")  # (ESR_EL2, reason) of the exit being run
         # Off when nobody records the steps: no detail text is built (see _run).
@@ -112,8 +111,7 @@ class Kvm:
     # -- bookkeeping ------------------------------------------------------------------
 
     def note(self, text: str) -> None:
-        if not self.dry:
-            self._notes.append(text)
+        self._notes.append(text)
 
     def take_notes(self) -> str:
         text = "; ".join(self._notes)
@@ -122,8 +120,6 @@ class Kvm:
 
     def inject_undefined(self, vcpu: Vcpu, why: str) -> None:
         """``kvm_inject_undefined()``: queue an UNDEF (EC 0x00) for the guest's EL1."""
-        if self.dry:
-            return
         self.pending_undef[vcpu.index] = why
         self.note(why)
 
@@ -372,16 +368,15 @@ class Kvm:
     # -- the guest's view, without side effects ---------------------------------------
 
     def peek_guest_read(self, index: int, desc: SysRegDesc) -> int | None:
-        """What a guest MRS of ``desc`` would return now, or None if it would UNDEF."""
+        """What a guest MRS of ``desc`` would return now, or None if it would UNDEF.
+
+        The handler runs against a :class:`DryEnv` and a scratch copy of the vCPU, so
+        whatever it writes (the context, the flags, the PE, a note, an UNDEF) is thrown away.
+        """
         if desc.access is None:
             return None
-        vcpu = self.vcpus[index]
         p = Params(_encoding(desc), 0, False)
-        self.dry = True
-        try:
-            ok = desc.access(self, vcpu, p, desc)
-        finally:
-            self.dry = False
+        ok = desc.access(DryEnv(self), self.vcpus[index].copy(), p, desc)
         return p.regval if ok else None
 
     # -- userspace: KVM_GET_REG_LIST, KVM_GET/SET_ONE_REG ------------------------------
@@ -447,3 +442,59 @@ class Kvm:
 
     def iter_vcpus(self) -> Iterator[Vcpu]:
         return iter(self.vcpus)
+
+
+class DryEnv:
+    """An :class:`~kvmdbg.kvm.api.Env` that reads the engine and keeps every write to itself.
+
+    Used to ask what a guest read would return without running the guest: notes and
+    injected exceptions are dropped, PE writes land in a scratch overlay, per-VM state
+    is a copy.
+    """
+
+    __slots__ = ("_kvm", "_overlay", "vm")
+
+    def __init__(self, kvm: Kvm) -> None:
+        self._kvm = kvm
+        self._overlay: dict[str, int] = {}
+        self.vm = dict(kvm.vm)
+
+    @property
+    def vhe(self) -> bool:
+        return self._kvm.vhe
+
+    @property
+    def pmu(self) -> bool:
+        return self._kvm.pmu
+
+    @property
+    def host_mdcr_el2(self) -> int:
+        return self._kvm.host_mdcr_el2
+
+    @property
+    def layout(self) -> tuple[str, ...]:
+        return self._kvm.defn.vcpu_sysreg
+
+    def note(self, text: str) -> None:
+        pass
+
+    def inject_undefined(self, vcpu: Vcpu, why: str) -> None:
+        pass
+
+    def cpu_has(self, name: str) -> bool:
+        return self._kvm.pe.has(name)
+
+    def cpu_read(self, name: str) -> int:
+        return self._overlay[name] if name in self._overlay else self._kvm.pe.regs[name]
+
+    def cpu_write(self, name: str, value: int) -> None:
+        self._overlay[name] = value
+
+    def cpu_id_reg(self, name: str) -> int:
+        return self._kvm.cpu_id_reg(name)
+
+    def id_reg(self, vcpu: Vcpu, name: str) -> int:
+        return self._kvm.defn.read_id_reg(self, vcpu, name)
+
+    def setup_mdcr(self, vcpu: Vcpu) -> None:
+        self._kvm.defn.setup_mdcr(self, vcpu)

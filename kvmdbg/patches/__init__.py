@@ -1,12 +1,17 @@
 """The patches as data, and the variants built from them.
 
-``PATCHES`` holds the three v1 patches; ``UPSTREAM`` is the v5 series that
-replaced them. A variant is one of :data:`VARIANTS` or a set of patch names;
-:func:`resolve` turns either into a :class:`~kvmdbg.kvm.definition.KvmDefinition`.
+Every module of this package is one patch that registers itself
+(:mod:`kvmdbg.patches.registry`): the three v1 patches, the intended reading of
+patch 2, the v5 series that replaced them (``UPSTREAM``), and later work on the same
+registers. ``PATCHES`` is the registry; :data:`REGISTRY` names the variants, one line
+each. A variant is one of :data:`VARIANTS` or a set of patch names; :func:`resolve`
+turns either into a :class:`~kvmdbg.kvm.definition.KvmDefinition`.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -14,10 +19,15 @@ from types import MappingProxyType
 
 from kvmdbg.errors import PatchError, PatchTypeError
 from kvmdbg.kvm.definition import BASELINE, KvmDefinition, Patch, diff
-from kvmdbg.patches import p1, p2, p2_intended, p3, upstream
+from kvmdbg.patches.registry import ordered, registered
 
 __all__ = ["PATCHES", "UPSTREAM", "VARIANTS", "VARIANT_DESCRIPTIONS", "REGISTRY", "Variant", "resolve",
            "variant_name", "diff"]
+
+# Every module of this package but the registry is a patch that registers itself on import.
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module != "registry":
+        importlib.import_module(f"{__name__}.{_module}")
 
 @dataclass(frozen=True)
 class Variant:
@@ -45,13 +55,9 @@ REGISTRY: tuple[Variant, ...] = (
             "VHE hazards"),
 )
 
-PATCHES: Mapping[str, Patch] = MappingProxyType({
-    "p1": p1.PATCH, "p2": p2.PATCH, "p3": p3.PATCH,
-    "p2-intended": p2_intended.PATCH,
-})
-UPSTREAM: Patch = upstream.PATCH
-# Every patch a variant may name, the v5 series included (it replaces, not extends, the v1 patches).
-_APPLICABLE: Mapping[str, Patch] = MappingProxyType({**PATCHES, "upstream": UPSTREAM})
+PATCHES: Mapping[str, Patch] = registered()
+"""Every registered patch, by name, in the order they apply in."""
+UPSTREAM: Patch = PATCHES["upstream"]
 
 VARIANTS: tuple[str, ...] = tuple(v.name for v in REGISTRY)
 _VARIANT_PATCHES: Mapping[str, tuple[str, ...]] = MappingProxyType({v.name: v.patches for v in REGISTRY})
@@ -76,35 +82,41 @@ def _patch_names(variant: str | Iterable[str]) -> tuple[str, ...]:
     bad = [n for n in items if not isinstance(n, str)]
     if bad:
         raise PatchTypeError(f"patch names are strings such as 'p1', not {bad[0]!r}")
-    names = {n.strip().lower() for n in items}
-    if "upstream" in names:
-        if names != {"upstream"}:
-            raise PatchError("'upstream' is a separate design (the v5 series) and cannot be mixed with the "
-                             "v1 patches; use variant='upstream' alone")
-        return ("upstream",)
-    if "baseline" in names:
-        names.discard("baseline")
+    names = {n.strip().lower() for n in items} - {"baseline"}
     unknown = sorted(names - set(PATCHES))
     if unknown:
         raise PatchError(f"unknown patch name(s) {', '.join(map(repr, unknown))}; the patches are "
-                         f"{', '.join(PATCHES)} (and the variant 'upstream')")
+                         f"{', '.join(PATCHES)}")
+    _check_one_design(names)
     for name in sorted(names):
-        clash = [c for c in PATCHES[name].conflicts if c in names]
+        patch = PATCHES[name]
+        clash = [c for c in sorted(names) if c in patch.conflicts or name in PATCHES[c].conflicts]
         if clash:
-            raise PatchError(f"patches {name} and {', '.join(clash)} are two readings of the same e-mail "
-                             f"({PATCHES[name].message_id}); choose one of them")
-        missing = [r for r in PATCHES[name].requires if r not in names]
+            raise PatchError(f"patches {name} and {', '.join(clash)} cannot be applied together"
+                             + (f": they are two readings of the same e-mail ({patch.message_id})"
+                                if all(PATCHES[c].message_id == patch.message_id for c in clash) else "")
+                             + "; choose one of them")
+        missing = [r for r in patch.needs if r not in names]
         if missing:
-            raise PatchError(f"patch {name} needs {', '.join(missing)}: {PATCHES[name].title!r} builds on "
-                             f"the context slot that {', '.join(missing)} adds; add {', '.join(missing)} too")
-    return tuple(n for n in PATCHES if n in names)
+            raise PatchError(f"patch {name} needs {', '.join(missing)}: {patch.title!r} is written on top of "
+                             f"{', '.join(missing)}; add {', '.join(missing)} too")
+    return ordered(names)
+
+
+def _check_one_design(names: set[str]) -> None:
+    """Patches written straight against the baseline must all be of one series (one design)."""
+    roots = sorted({PATCHES[n].series: n for n in sorted(names) if PATCHES[n].base == "baseline"}.items())
+    if len(roots) > 1:
+        (sa, a), (sb, b) = roots[0], roots[1]
+        raise PatchError(f"{a!r} ({sa}) and {b!r} ({sb}) are separate designs of the same code and cannot be "
+                         f"mixed; choose the patches of one series, or one named variant ({', '.join(VARIANTS)})")
 
 
 @lru_cache(maxsize=64)
 def _build(names: tuple[str, ...]) -> KvmDefinition:
     defn = BASELINE
     for n in names:
-        defn = defn.apply(_APPLICABLE[n])
+        defn = defn.apply(PATCHES[n])
     return replace(defn, name=variant_name(names))  # the same unique name Machine.variant shows
 
 

@@ -13,6 +13,7 @@ from kvmdbg.kvm.api import Env, models
 from kvmdbg.kvm.context import Vcpu
 from kvmdbg.kvm.definition import Patch
 from kvmdbg.kvm.sys_regs import Cp14Desc, Params, SysRegDesc, ignore_write, vcpu_read_sys_reg
+from kvmdbg.patches.registry import register
 
 
 @models("trap_oslsr_el1")
@@ -24,7 +25,7 @@ def trap_oslsr_el1_p1(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     return True
 
 
-PATCH = Patch(
+PATCH = register(Patch(
     name="p1",
     title="KVM: arm64: Stash OSLSR_EL1 in the cpu context",
     summary=(
@@ -44,4 +45,4 @@ PATCH = Patch(
         "kvm_reset_sys_regs": "Patch 1: OSLSR_EL1 gets a context slot, reset to 0x8.",
     },
     date="2021-10-29",
-)
+))

@@ -35,6 +35,7 @@ from kvmdbg.kvm.context import CpuContext, Vcpu
 from kvmdbg.kvm.definition import El1Hook, Patch
 from kvmdbg.kvm.sys_regs import Cp14Desc, Params, SysRegDesc, read_zero, vcpu_read_sys_reg, vcpu_write_sys_reg
 from kvmdbg.patches.p1 import trap_oslsr_el1_p1
+from kvmdbg.patches.registry import register
 
 
 @models("trap_oslar_el1")
@@ -91,7 +92,7 @@ def _restore_oslk(pe: PhysicalCPU, ctxt: CpuContext) -> str:
 OSLSR_SWITCH = El1Hook("OSLSR_EL1 saved from, and OSLK written back to, the real OS Lock", "OSLSR_EL1",
                        _save_oslsr, _restore_oslk)
 
-PATCH = Patch(
+PATCH = register(Patch(
     name="p2",
     title="KVM: arm64: Allow the guest to change the OS Lock status",
     summary=(
@@ -124,4 +125,4 @@ PATCH = Patch(
         "kvm_reset_sys_regs": "Patch 2: OSLSR_EL1 resets to 0xA (locked).",
     },
     date="2021-10-29",
-)
+))

@@ -30,6 +30,7 @@ from kvmdbg.kvm.definition import Patch
 from kvmdbg.kvm.sys_regs import Cp14Desc, Params, SysRegDesc
 from kvmdbg.patches import p2
 from kvmdbg.patches.p1 import trap_oslsr_el1_p1
+from kvmdbg.patches.registry import register
 
 
 def trap_oslar_el1(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
@@ -37,7 +38,7 @@ def trap_oslar_el1(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     return p2.trap_oslar_el1_as_intended(env, vcpu, p, r)
 
 
-PATCH: Patch = replace(
+PATCH: Patch = register(replace(
     p2.PATCH,
     name="p2-intended",
     title=p2.PATCH.title + " (as intended)",
@@ -59,4 +60,4 @@ PATCH: Patch = replace(
     notes={**p2.PATCH.notes,
            "trap_oslar_el1": "Patch 2 as intended: copies OSLAR.OSLK into the stored OSLSR.OSLK "
                              "(the posted code swaps vcpu_write_sys_reg()'s arguments)."},
-)
+))

@@ -15,6 +15,7 @@ from kvmdbg.kvm.api import Env, models
 from kvmdbg.kvm.context import Vcpu
 from kvmdbg.kvm.definition import Patch
 from kvmdbg.kvm.sys_regs import read_id_reg_515
+from kvmdbg.patches.registry import register
 
 _DFR0 = REGISTERS["ID_AA64DFR0_EL1"]
 
@@ -27,7 +28,7 @@ def read_id_reg_p3(env: Env, vcpu: Vcpu, name: str) -> int:
     return _DFR0.set(val, "DoubleLock", 0xF)  # "Hide DoubleLock from guests"
 
 
-PATCH = Patch(
+PATCH = register(Patch(
     name="p3",
     title="KVM: arm64: Raise KVM's reported debug architecture to v8.2",
     summary=(
@@ -43,4 +44,4 @@ PATCH = Patch(
     notes={"access_id_reg": "Patch 3: ID_AA64DFR0_EL1 says DebugVer 8 and DoubleLock 0xF.",
            "read_id_reg": "Patch 3: ID_AA64DFR0_EL1 says DebugVer 8 and DoubleLock 0xF."},
     date="2021-10-29",
-)
+))

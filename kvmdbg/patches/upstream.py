@@ -19,6 +19,7 @@ from kvmdbg.kvm.api import Env, models
 from kvmdbg.kvm.context import Vcpu
 from kvmdbg.kvm.definition import Patch
 from kvmdbg.kvm.sys_regs import Cp14Desc, Params, SysRegDesc, read_from_write_only, write_to_read_only
+from kvmdbg.patches.registry import register
 
 OSLAR_OSLK = 1 << 0
 OSLSR_OSLK = 1 << 1
@@ -117,7 +118,7 @@ def kvm_arm_clear_debug_upstream(env: Env, vcpu: Vcpu) -> str:
     return ""
 
 
-PATCH = Patch(
+PATCH = register(Patch(
     name="upstream",
     title="KVM: arm64: Emulate the OS Lock (v5, merged for Linux 5.18)",
     summary=(
@@ -160,4 +161,4 @@ PATCH = Patch(
     },
     series="v5",
     date="2022-02-03",
-)
+))
