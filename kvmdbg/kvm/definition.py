@@ -162,6 +162,7 @@ class KvmDefinition:
     switches: Mapping[str, tuple[SwitchStep, ...]] = field(default_factory=lambda: SWITCHES_515)
     vm_state: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     notes: Mapping[str, str] = field(default_factory=dict)
+    function_files: Mapping[str, str] = field(default_factory=lambda: FUNCTION_FILES)  # kernel function -> file
 
     # The EL1 state the model switches in __sysreg_{save,restore}_el1_state
     # (a subset of the kernel's list: the registers the model has).
@@ -242,6 +243,7 @@ class KvmDefinition:
             vm_state=MappingProxyType({**self.vm_state, **patch.vm_state}),
             el1_state=self.el1_state + tuple(r for r in patch.el1_state if r not in self.el1_state),
             notes=MappingProxyType(notes),
+            function_files=MappingProxyType({**self.function_files, **patch.functions}),
         )
 
 
@@ -271,6 +273,7 @@ class Patch:
     wraps: Mapping[str, Callable[[Hook], Hook]] = field(default_factory=dict)  # name -> wrapper of the old one
     steps: tuple[StepEdit, ...] = ()  # edits of the world-switch lists
     vm_state: Mapping[str, int] = field(default_factory=dict)  # per-VM state added: name -> initial value
+    functions: Mapping[str, str] = field(default_factory=dict)  # kernel functions it adds -> their files
     notes: Mapping[str, str] = field(default_factory=dict)
     series: str = "v1"
     date: str = ""

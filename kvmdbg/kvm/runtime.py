@@ -402,7 +402,7 @@ class Kvm:
             return OSError(errno.ENOENT, f"No such file or directory ({ioctl}: this variant does not "
                            "expose the register to userspace)")
         if value is not None and desc.set_user is not None:
-            rc = desc.set_user(self, self.vcpus[index].copy(), desc, value)
+            rc = desc.set_user(DryEnv(self), self.vcpus[index].copy(), desc, value)
             if rc:
                 return OSError(-rc, f"{errno.errorcode.get(-rc, '?')}: KVM_SET_ONE_REG of {desc.name}="
                                f"{value:#x} refused by {kernel_name(desc.set_user)}")

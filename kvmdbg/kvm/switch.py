@@ -57,6 +57,7 @@ class World(Protocol):
     host_debug: DebugRegs
     pending_undef: dict[int, str]
     loaded: int | None  # which vCPU is loaded on the PE
+    vm: dict[str, int]  # per-VM state a variant adds (struct kvm_arch)
     exit_syndrome: tuple[int, str]  # (ESR_EL2, reason) of the exit being handled
 
     @property

@@ -331,9 +331,15 @@ def cap_perfmon_field(value: int, cap: int) -> int:
     return _DFR0.set(value, "PMUVer", min(pmuver, cap))
 
 
+def read_sanitised_ftr_reg(env: Env, name: str) -> int:
+    """``read_sanitised_ftr_reg()`` (cpufeature.c): the PE's ID register, only the fields the host describes."""
+    assert name == "ID_AA64DFR0_EL1", f"the model sanitises only ID_AA64DFR0_EL1, not {name}"
+    return env.cpu_id_reg(name) & _DFR0_SANITISED_MASK
+
+
 def read_id_reg_515(env: Env, vcpu: Vcpu, name: str) -> int:
     """5.15 ``read_id_reg()`` for ID_AA64DFR0_EL1: DebugVer 6, PMUVer capped, PMSVer hidden."""
-    val = env.cpu_id_reg("ID_AA64DFR0_EL1") & _DFR0_SANITISED_MASK  # read_sanitised_ftr_reg()
+    val = read_sanitised_ftr_reg(env, name)
     val = _DFR0.set(val, "DebugVer", 6)  # "Limit debug to ARMv8.0"
     val = cap_perfmon_field(val, 0x5 if env.pmu else 0)  # PMUv3 for ARMv8.4 (0x5), or none
     val = _DFR0.set(val, "PMSVer", 0)  # hide SPE
