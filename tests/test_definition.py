@@ -141,7 +141,8 @@ def test_diff_of_the_real_patches_reads_like_the_patch() -> None:
     p2 = diff(resolve("p1"), resolve("p2"))
     assert any(line.startswith("sys_reg_descs[OSLAR_EL1]: handler trap_raz_wi -> trap_oslar_el1") for line in p2)
     assert any("reset reset_val(0x8) -> reset_val(0xa)" in line for line in p2)
-    assert any(line.startswith("world switch: OSLSR_EL1 saved from") for line in p2)
+    el1 = "__sysreg_save_el1_state/__sysreg_restore_el1_state: OSLSR_EL1 saved from"
+    assert any(line.startswith(el1) for line in p2)
     up = diff(resolve("baseline"), resolve("upstream"))
     assert any(line.startswith("kvm_arm_setup_debug: 5.18") for line in up)
     assert any("set_user (default) -> set_oslsr_el1" in line for line in up)

@@ -16,16 +16,18 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from kvmdbg.arch import bits
+
 __all__ = ["DebugKind", "Verdict", "debug_target_el", "double_lock_in_effect", "debug_exception"]
 
-_OSLK = 1 << 1  # OSLSR_EL1.OSLK
-_DLK = 1 << 0  # OSDLR_EL1.DLK
-_CORENPDRQ = 1 << 0  # DBGPRCR_EL1.CORENPDRQ
-_SS = 1 << 0  # MDSCR_EL1.SS
-_KDE = 1 << 13  # MDSCR_EL1.KDE
-_MDE = 1 << 15  # MDSCR_EL1.MDE
-_TDE = 1 << 8  # MDCR_EL2.TDE
-_TGE = 1 << 27  # HCR_EL2.TGE
+_OSLK = bits.OSLSR_OSLK
+_DLK = bits.OSDLR_DLK
+_CORENPDRQ = bits.DBGPRCR_CORENPDRQ
+_SS = bits.MDSCR_SS
+_KDE = bits.MDSCR_KDE
+_MDE = bits.MDSCR_MDE
+_TDE = bits.MDCR_TDE
+_TGE = bits.HCR_TGE
 
 
 class DebugKind(enum.Enum):

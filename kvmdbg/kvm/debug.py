@@ -7,6 +7,7 @@ runs right after every exit and puts the guest's own MDSCR_EL1 back.
 
 from __future__ import annotations
 
+from kvmdbg.arch import bits
 from kvmdbg.kvm.api import Env
 from kvmdbg.kvm.context import DEBUG_DIRTY, Vcpu
 
@@ -16,26 +17,25 @@ __all__ = [
     "kvm_arm_setup_mdcr_el2", "kvm_arm_setup_debug", "kvm_arm_clear_debug",
 ]
 
-MDCR_EL2_TPMCR = 1 << 5
-MDCR_EL2_TPM = 1 << 6
-MDCR_EL2_TDE = 1 << 8
-MDCR_EL2_TDA = 1 << 9
-MDCR_EL2_TDOSA = 1 << 10
-MDCR_EL2_TDRA = 1 << 11
-MDCR_EL2_TPMS = 1 << 14
-MDCR_EL2_TTRF = 1 << 19
+MDCR_EL2_TPMCR = bits.MDCR_TPMCR
+MDCR_EL2_TPM = bits.MDCR_TPM
+MDCR_EL2_TDE = bits.MDCR_TDE
+MDCR_EL2_TDA = bits.MDCR_TDA
+MDCR_EL2_TDOSA = bits.MDCR_TDOSA
+MDCR_EL2_TDRA = bits.MDCR_TDRA
+MDCR_EL2_TPMS = bits.MDCR_TPMS
+MDCR_EL2_TTRF = bits.MDCR_TTRF
 # Set for every vCPU, whatever the guest does (kvm_arm_setup_mdcr_el2).
 MDCR_EL2_ALWAYS = MDCR_EL2_TPM | MDCR_EL2_TPMS | MDCR_EL2_TTRF | MDCR_EL2_TPMCR | MDCR_EL2_TDRA | MDCR_EL2_TDOSA
 
-MDSCR_SS = 1 << 0
-MDSCR_KDE = 1 << 13
-MDSCR_MDE = 1 << 15
-SPSR_SS = 1 << 21
+MDSCR_SS = bits.MDSCR_SS
+MDSCR_KDE = bits.MDSCR_KDE
+MDSCR_MDE = bits.MDSCR_MDE
 
 
 def kvm_arm_setup_mdcr_el2(env: Env, vcpu: Vcpu) -> None:
     """5.15: TDOSA and TDRA always; TDE whenever userspace debugs; TDA unless the guest's debug state is live."""
-    mdcr = env.host_mdcr_el2 & 0x1F  # keep HPMN
+    mdcr = env.host_mdcr_el2 & bits.MDCR_HPMN  # keep HPMN
     mdcr |= MDCR_EL2_ALWAYS
     if vcpu.guest_debug:
         mdcr |= MDCR_EL2_TDE

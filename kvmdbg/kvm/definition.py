@@ -374,10 +374,10 @@ def diff(a: KvmDefinition, b: KvmDefinition) -> list[str]:
             out.append(f"{what}: now switches {', '.join(regs)}")
     for h in b.el1_hooks:
         if h not in a.el1_hooks:
-            out.append(f"world switch: {h.name}")
+            out.append(f"__sysreg_save_el1_state/__sysreg_restore_el1_state: {h.name}")
     for h in a.el1_hooks:
         if h not in b.el1_hooks:
-            out.append(f"world switch: no longer {h.name}")
+            out.append(f"__sysreg_save_el1_state/__sysreg_restore_el1_state: no longer {h.name}")
     for name in sorted(set(a.switches) | set(b.switches)):
         sa, sb = a.switches.get(name, ()), b.switches.get(name, ())
         if sa == sb:

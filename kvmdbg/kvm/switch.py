@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
+from kvmdbg.arch import bits
 from kvmdbg.arch.esr import EC, esr
 from kvmdbg.cpu.pe import PhysicalCPU
 from kvmdbg.kvm.context import DEBUG_DIRTY, CpuContext, DebugRegs, Vcpu
@@ -40,10 +41,10 @@ __all__ = ["World", "SwitchStep", "Detail", "SWITCHES_515", "SWITCH_NAMES", "ren
            "HCR_GUEST", "HCR_HOST_NVHE", "HCR_HOST_VHE", "HCR_E2H"]
 
 # HCR_EL2 bits the model uses (Arm ARM D13.2.46).
-_HCR_VM, _HCR_TID3, _HCR_TSC, _HCR_TGE, HCR_E2H = 1 << 0, 1 << 18, 1 << 19, 1 << 27, 1 << 34
-HCR_GUEST = _HCR_VM | _HCR_TID3 | _HCR_TSC  # HCR_GUEST_FLAGS (the bits modelled)
+HCR_E2H = bits.HCR_E2H
+HCR_GUEST = bits.HCR_VM | bits.HCR_TID3 | bits.HCR_TSC  # HCR_GUEST_FLAGS (the bits modelled)
 HCR_HOST_NVHE = 0  # HCR_HOST_NVHE_FLAGS has none of the modelled bits
-HCR_HOST_VHE = HCR_E2H | _HCR_TGE  # HCR_HOST_VHE_FLAGS
+HCR_HOST_VHE = bits.HCR_E2H | bits.HCR_TGE  # HCR_HOST_VHE_FLAGS
 
 Detail = str | tuple[object, ...] | None
 """What a step returns: its detail text, a ``(template, *args)`` tuple, or None to skip it."""

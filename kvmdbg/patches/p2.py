@@ -29,6 +29,7 @@ the cover letter describes; the variant ``p2-intended``
 
 from __future__ import annotations
 
+from kvmdbg.arch.bits import OSLAR_OSLK, OSLSR_OSLK
 from kvmdbg.cpu.pe import PhysicalCPU
 from kvmdbg.kvm.api import Env, models
 from kvmdbg.kvm.context import CpuContext, Vcpu
@@ -43,9 +44,9 @@ def trap_oslar_el1_p2(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -> bool:
     """Patch 2 ``trap_oslar_el1``, as posted: reads RAZ; a write goes through swapped arguments."""
     if not p.is_write:
         return read_zero(env, vcpu, p)
-    oslsr = vcpu_read_sys_reg(env, vcpu, "OSLSR_EL1") & ~0x2  # "preserve all but the OSLK bit"
-    # vcpu_write_sys_reg(vcpu, OSLSR_EL1, oslsr | ((p->regval & 1) << 1)): value and index swapped.
-    index = oslsr | ((p.regval & 1) << 1)
+    oslsr = vcpu_read_sys_reg(env, vcpu, "OSLSR_EL1") & ~OSLSR_OSLK  # "preserve all but the OSLK bit"
+    # vcpu_write_sys_reg(vcpu, OSLSR_EL1, oslsr | (OSLAR.OSLK moved to OSLSR.OSLK)): value and index swapped.
+    index = oslsr | (OSLSR_OSLK if p.regval & OSLAR_OSLK else 0)
     value = env.layout.index("OSLSR_EL1")
     env.note(swapped_write_note(env.layout, index, value))
     vcpu_write_sys_reg(env, vcpu, value, index)
@@ -73,8 +74,8 @@ def trap_oslar_el1_as_intended(env: Env, vcpu: Vcpu, p: Params, r: SysRegDesc) -
     """What the cover letter describes: copy OSLAR.OSLK (bit 0) into the stored OSLSR.OSLK (bit 1)."""
     if not p.is_write:
         return read_zero(env, vcpu, p)
-    oslsr = vcpu_read_sys_reg(env, vcpu, "OSLSR_EL1") & ~0x2
-    vcpu_write_sys_reg(env, vcpu, oslsr | ((p.regval & 1) << 1), "OSLSR_EL1")
+    oslsr = vcpu_read_sys_reg(env, vcpu, "OSLSR_EL1") & ~OSLSR_OSLK
+    vcpu_write_sys_reg(env, vcpu, oslsr | (OSLSR_OSLK if p.regval & OSLAR_OSLK else 0), "OSLSR_EL1")
     return True
 
 
@@ -84,7 +85,7 @@ def _save_oslsr(pe: PhysicalCPU, ctxt: CpuContext) -> str:
 
 
 def _restore_oslk(pe: PhysicalCPU, ctxt: CpuContext) -> str:
-    oslk = (ctxt.sys_regs.get("OSLSR_EL1", 0) >> 1) & 1
+    oslk = 1 if ctxt.sys_regs.get("OSLSR_EL1", 0) & OSLSR_OSLK else 0
     pe.write("OSLAR_EL1", oslk)
     return f"patch 2: OSLAR_EL1 <- {oslk} (the context's OSLK), so the PE's OS Lock is now {oslk}"
 

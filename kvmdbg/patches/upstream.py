@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import errno
 
+from kvmdbg.arch.bits import OSLAR_OSLK, OSLSR_OSLK
 from kvmdbg.kvm import debug as d
 from kvmdbg.kvm.api import Env, models
 from kvmdbg.kvm.context import Vcpu
 from kvmdbg.kvm.definition import Patch
 from kvmdbg.kvm.sys_regs import Cp14Desc, Params, SysRegDesc, read_from_write_only, write_to_read_only
 from kvmdbg.patches.registry import register
-
-OSLAR_OSLK = 1 << 0
-OSLSR_OSLK = 1 << 1
 
 
 def kvm_vcpu_os_lock_enabled(vcpu: Vcpu) -> bool:
