@@ -285,6 +285,33 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_patches(args: argparse.Namespace) -> int:
+    from kvmdbg.patches import PATCHES, REGISTRY
+
+    print("Patches (each one file of kvmdbg/patches/, registered by itself):")
+    width = max(len(n) for n in PATCHES)
+    for name, patch in PATCHES.items():
+        on = "" if patch.base == "baseline" else f", on {patch.base}"
+        print(f"  {name:<{width}}  {patch.title} [{patch.series}{on}, {patch.date}] {patch.message_id}")
+    print("\nVariants (one line each in kvmdbg.patches.REGISTRY):")
+    width = max(len(v.name) for v in REGISTRY)
+    for v in REGISTRY:
+        print(f"  {v.name:<{width}}  = {' + '.join(('baseline',) + v.patches)}")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from kvmdbg.patches import diff, resolve
+
+    a, b = _parse_variant(args.a, "A"), _parse_variant(args.b, "B")
+    lines = diff(resolve(a), resolve(b))
+    _progress(f"what {_variant_label(b)} changes in KVM's tables, against {_variant_label(a)}: "
+              f"{len(lines)} difference(s)")
+    for line in lines:
+        print(line)
+    return 0
+
+
 # --------------------------------------------------------------------------- register values on screen
 
 
@@ -794,6 +821,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the built-in scenarios, one a line, with a one-line description.",
     )
     p.set_defaults(func=cmd_scenarios)
+
+    p = sub.add_parser(
+        "patches",
+        help="list the patches and the named variants built from them",
+        description="List every patch (title, series, what it is written on, Message-Id) and every named variant.",
+    )
+    p.set_defaults(func=cmd_patches)
+
+    p = sub.add_parser(
+        "diff",
+        help="print what one variant changes in KVM's tables against another",
+        description=(
+            "Print the differences between two variants' KVM definitions, one line per table entry, in the "
+            "kernel's names: sys_reg_descs[] and cp14_regs[] entries, enum vcpu_sysreg, the world-switch "
+            "steps, the replaced kernel functions and per-VM state. Example: kvmdbg diff p1 p2 shows what "
+            "patch 2 touched."
+        ),
+    )
+    p.add_argument("a", metavar="A", help="the variant to compare against, such as baseline or p1,p3")
+    p.add_argument("b", metavar="B", help="the variant whose changes to print")
+    p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser(
         "run",
