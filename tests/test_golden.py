@@ -6,13 +6,15 @@ internals) is written as text, one file per scenario and variant holding both ho
 ``tests/golden/<scenario>/<variant>.txt``. A trace starts with its cells
 (``location/register`` or ``location/register/vcpu``) and their values after the first
 step, then lists every step as ``step N | phase | function | file``, its detail on the next
-line, and each cell whose value changed at that step (``cell: old -> new``). Values are in
-hex, a missing value is ``-``; a text field that could be misread (a ``|``, a newline,
-leading blanks, a lone ``-``) is written as a JSON string. Every column of every row can be
-rebuilt from the text (:func:`parse_trace`, checked against ``to_dataframe()``), so an
-unchanged text means an unchanged trace. The text is written from plain Python values (ints,
-str, None) taken out of the DataFrame here, so it does not depend on pandas dtypes or on how
-a pandas version formats numbers or missing values.
+line, and each cell whose value changed at that step (``cell: old -> new``); the ``vcpu``
+column belongs to a cell, not to a step, and a step after which the set or order of the
+cells differs lists them all anew. Values are in hex, a missing value is ``-``; a text
+field that could be misread (a ``|``, a newline, leading blanks, a lone ``-``) is written
+as a JSON string. Every column of every row can be rebuilt from the text
+(:func:`parse_trace`, checked against ``to_dataframe()``), so an unchanged text means an
+unchanged trace. The text is written from plain Python values (int, str, None) taken out
+of the DataFrame here, so it does not depend on pandas dtypes or on how a pandas version
+formats numbers or missing values.
 
 A mismatch means a trace changed: one function more or less, a different value after a
 step, a reworded detail; the failure prints a unified diff of the first traces that differ,
@@ -25,17 +27,11 @@ With ``KVMDBG_REGEN_GOLDEN=1`` the test rewrites every file (and deletes the fil
 scenarios or variants that no longer exist) instead of comparing, and passes. Without it, a
 golden file whose scenario or variant no longer runs fails, and so does a scenario or
 variant that has no file.
-
-Until the next commit, the former SHA-256 hashes (``tests/golden/trace_hashes.json``) are
-checked as well, against the same traces.
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
-import hashlib
-import io
 import json
 import os
 import re
@@ -71,6 +67,7 @@ MAX_DIFF_LINES = 40  # lines shown of each such diff
 Table = dict[str, list[Any]]  # column -> its cells, plain Python values (int, str or None), in row order
 Cell = tuple[Any, Any, Any]  # (location, register, vcpu)
 Traces = dict[tuple[str, str], dict[str, Table]]  # (scenario, variant) -> mode -> table
+Texts = dict[tuple[str, str], str]  # (scenario, variant) -> the text of its golden file
 Row = tuple[Any, ...]  # one row, in COLUMNS order
 
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
@@ -305,6 +302,10 @@ def render_file(scenario: str, variant: str, by_mode: dict[str, Table]) -> str:
     return "\n".join(parts)
 
 
+def render_all(traces: Traces) -> Texts:
+    return {key: render_file(*key, by_mode) for key, by_mode in sorted(traces.items())}
+
+
 def split_file(text: str) -> dict[str, list[str]]:
     """A golden file's traces, by mode: the lines of each (its header comment left out)."""
     sections: dict[str, list[str]] = {}
@@ -317,14 +318,14 @@ def split_file(text: str) -> dict[str, list[str]]:
     return sections
 
 
-def write_golden(golden_dir: Path, traces: Traces) -> None:
+def write_golden(golden_dir: Path, texts: Texts) -> None:
     """Write every file afresh; delete the files of scenarios or variants that no longer run."""
     for path in golden_dir.glob("*/*.txt"):
         path.unlink()
-    for (scenario, variant), by_mode in sorted(traces.items()):
+    for (scenario, variant), text in sorted(texts.items()):
         path = golden_path(golden_dir, scenario, variant)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_file(scenario, variant, by_mode), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     for folder in sorted(golden_dir.iterdir()):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
@@ -366,9 +367,9 @@ def trace_diffs(label: str, scenario: str, variant: str, golden: str, current: s
     return out
 
 
-def check_golden(golden_dir: Path, traces: Traces) -> str | None:
-    """None if every golden file matches its traces, else a report: problems, then the first diffs."""
-    expected = {golden_path(golden_dir, s, v): (s, v) for s, v in traces}
+def check_golden(golden_dir: Path, texts: Texts) -> str | None:
+    """None if every golden file holds the text of its traces, else a report: problems, then the first diffs."""
+    expected = {golden_path(golden_dir, s, v): (s, v) for s, v in texts}
     on_disk = set(golden_dir.glob("*/*.txt"))
     problems: list[str] = []
     diffs: list[str] = []
@@ -382,7 +383,7 @@ def check_golden(golden_dir: Path, traces: Traces) -> str | None:
         if path not in on_disk:
             problems.append(f"{label}: scenario {scenario!r} under variant {variant!r} runs but has no golden file")
             continue
-        current = render_file(scenario, variant, traces[scenario, variant])
+        current = texts[scenario, variant]
         for what, diff in trace_diffs(label, scenario, variant, path.read_text(encoding="utf-8"), current):
             body = diff[2:]
             removed = sum(1 for d in body if d.startswith("-"))
@@ -410,11 +411,18 @@ def run_trace(scenario: str, variant: str, vhe: bool) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def traces() -> Traces:
-    """Every (scenario, variant): its traces by mode. Rewrites the golden files under KVMDBG_REGEN_GOLDEN."""
+    """Every (scenario, variant): its traces by mode."""
     out: Traces = {}
     for scenario in scenarios.names():
         for variant in VARIANTS:
             out[scenario, variant] = {mode: table_of(run_trace(scenario, variant, vhe)) for mode, vhe in MODES}
+    return out
+
+
+@pytest.fixture(scope="module")
+def texts(traces: Traces) -> Texts:
+    """The golden file text of every (scenario, variant). Rewrites the files under KVMDBG_REGEN_GOLDEN."""
+    out = render_all(traces)
     if REGEN:
         write_golden(GOLDEN_DIR, out)
     return out
@@ -427,18 +435,21 @@ def _small_trace() -> pd.DataFrame:
     return m.trace.to_dataframe()
 
 
-def test_traces_match_the_golden_texts(traces: Traces) -> None:
+def test_traces_match_the_golden_texts(texts: Texts) -> None:
     if REGEN:
         return
-    report = check_golden(GOLDEN_DIR, traces)
+    report = check_golden(GOLDEN_DIR, texts)
     if report is not None:
         pytest.fail(report, pytrace=False)
 
 
-def test_every_trace_reads_back_from_its_text(traces: Traces) -> None:
+def test_every_trace_reads_back_from_its_text(traces: Traces, texts: Texts) -> None:
+    """The whole long table of every trace comes back from its file's text."""
     for (scenario, variant), by_mode in traces.items():
+        sections = split_file(texts[scenario, variant])
+        assert list(sections) == [m for m, _ in MODES]
         for mode, table in by_mode.items():
-            assert parse_trace(format_trace(mode, table)) == (mode, table), f"{scenario}/{variant}/{mode}"
+            assert parse_trace(sections[mode]) == (mode, table), f"{scenario}/{variant}/{mode}"
 
 
 _NAMES, _MID = scenarios.names(), len(VARIANTS) // 2
@@ -526,8 +537,8 @@ def test_a_failure_names_the_trace_and_shows_its_diff(tmp_path: Path) -> None:
     df = _small_trace()
     traces: Traces = {("toggle", "p2"): {mode: table_of(df) for mode, _ in MODES},
                       ("toggle", "p3"): {mode: table_of(df) for mode, _ in MODES}}
-    write_golden(tmp_path, traces)
-    assert check_golden(tmp_path, traces) is None
+    write_golden(tmp_path, render_all(traces))
+    assert check_golden(tmp_path, render_all(traces)) is None
 
     changed = table_of(df)
     changed["value"] = [None if v is None else v ^ 1 for v in changed["value"]]
@@ -535,8 +546,9 @@ def test_a_failure_names_the_trace_and_shows_its_diff(tmp_path: Path) -> None:
     gone.unlink()
     (tmp_path / "removed-scenario").mkdir()
     (tmp_path / "removed-scenario" / "p2.txt").write_text("old\n", encoding="utf-8")
-    report = check_golden(tmp_path, {("toggle", "p2"): {"nVHE": traces["toggle", "p2"]["nVHE"], "VHE": changed},
-                                     ("toggle", "p3"): traces["toggle", "p3"]})
+    now = {("toggle", "p2"): {"nVHE": traces["toggle", "p2"]["nVHE"], "VHE": changed},
+           ("toggle", "p3"): traces["toggle", "p3"]}
+    report = check_golden(tmp_path, render_all(now))
     assert report is not None
     assert "removed-scenario/p2.txt: golden traces of scenario 'removed-scenario' under variant 'p2', " \
            "which no longer run" in report
@@ -559,32 +571,6 @@ def test_a_failure_names_the_trace_and_shows_its_diff(tmp_path: Path) -> None:
         raise AssertionError("no removed line in the diff")
     assert REGEN_HINT in report
 
-    write_golden(tmp_path, traces)
+    write_golden(tmp_path, render_all(traces))
     assert not (tmp_path / "removed-scenario").exists()
-    assert check_golden(tmp_path, traces) is None
-
-
-# --------------------------------------------------------------------------- the former hash check
-# Kept for one commit, to show that the readable texts and the hashes agree on the same traces;
-# the next commit removes it and tests/golden/trace_hashes.json.
-
-HASHES = GOLDEN_DIR / "trace_hashes.json"
-
-
-def trace_digest(df: pd.DataFrame) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    columns = [df[c].tolist() for c in COLUMNS]
-    for row in zip(*columns, strict=True):
-        writer.writerow(["" if v is None else str(v) for v in map(_plain, row)])
-    return hashlib.sha256(buf.getvalue().encode("utf-8")).hexdigest()
-
-
-def test_traces_match_the_golden_hashes() -> None:
-    golden = json.loads(HASHES.read_text(encoding="utf-8"))
-    current = {f"{s}/{v}/{mode}": trace_digest(run_trace(s, v, vhe))
-               for s in scenarios.names() for v in VARIANTS for mode, vhe in MODES}
-    assert sorted(golden) == sorted(current)
-    changed = [k for k in sorted(current) if golden[k]["sha256"] != current[k]]
-    assert not changed, changed
+    assert check_golden(tmp_path, render_all(traces)) is None
