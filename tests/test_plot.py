@@ -183,14 +183,11 @@ def test_timeline_rejects_other_input() -> None:
         plot.timeline([1, 2, 3])
 
 
-def test_timeline_view_is_fast_and_reused(machine: Machine) -> None:
-    import time
-
+def test_timeline_view_is_reused(machine: Machine) -> None:
+    # How fast a second update() is (once asserted here: < 0.5 s) is measured in benchmarks/.
     view = plot.TimelineView()
     view.update(machine)
-    t0 = time.perf_counter()
     png = view.update(machine)
-    assert time.perf_counter() - t0 < 0.5
     assert png.startswith(b"\x89PNG")
     assert len(view.figure.axes) == 1
 
