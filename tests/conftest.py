@@ -64,8 +64,9 @@ def chromium():  # type: ignore[no-untyped-def]
         pytest.skip("KVMDBG_SKIP_BROWSER is set: real-browser tests skipped")
     if not os.path.isfile(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium): real-browser tests skipped")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as pw:
+    from playwright.sync_api import sync_playwright  # the test extra; imported here so other tests need no browser
+
+    with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             yield browser

@@ -5,9 +5,10 @@ shows against a ``kvmdbg.Machine`` driven with the same actions in this process.
 127.0.0.1 with a token, private Jupyter dirs and a temporary copy of ``notebooks/``; the repository's
 notebooks are hashed before and after to prove nothing wrote into them.
 
-Skipped when ``KVMDBG_SKIP_BROWSER=1``, when ``/usr/bin/chromium`` is missing (``.ci/run`` installs
-Debian's chromium) or when the ``playwright`` package is missing. Playwright never downloads a
-browser here: it launches ``/usr/bin/chromium``.
+Skipped when ``KVMDBG_SKIP_BROWSER=1`` or when ``/usr/bin/chromium`` is missing (``.ci/run`` installs
+Debian's chromium). The ``playwright`` package (the test extra) and Voila (the app extra; the README's
+test command installs ``.[test,app]``) are imported plainly: a missing one fails, it does not skip.
+Playwright never downloads a browser here: it launches ``/usr/bin/chromium``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import voila  # noqa: F401 - the app extra, which voila_server launches
+from playwright import sync_api
 
 from kvmdbg.servers import LocalServer, free_port, lab_command, private_jupyter_home, voila_command
 
@@ -39,7 +42,6 @@ if os.environ.get("KVMDBG_SKIP_BROWSER", "").strip().lower() in {"1", "true", "y
 if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium): real-browser tests skipped",
                 allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 expect = sync_api.expect
 
 pytestmark = pytest.mark.browser
@@ -177,7 +179,6 @@ def jupyter_home(tmp_path_factory: pytest.TempPathFactory, repo_notebooks: dict[
 
 @pytest.fixture(scope="session")
 def lab_server(jupyter_home: tuple[Path, dict]) -> Iterator[LocalServer]:
-    pytest.importorskip("jupyterlab")
     home, env = jupyter_home
     port, token = free_port(), secrets.token_hex(16)
     with LocalServer("JupyterLab", lab_command(port, token, home / "notebooks", home), port=port, token=token,
@@ -187,11 +188,9 @@ def lab_server(jupyter_home: tuple[Path, dict]) -> Iterator[LocalServer]:
 
 @pytest.fixture(scope="session")
 def voila_server(jupyter_home: tuple[Path, dict]) -> Iterator[LocalServer]:
-    pytest.importorskip("voila")
     home, env = jupyter_home
     app = home / "notebooks" / "app.ipynb"
-    if not app.is_file():
-        pytest.skip("notebooks/app.ipynb does not exist")
+    assert app.is_file(), "notebooks/app.ipynb is missing"
     port, token = free_port(), secrets.token_hex(16)
     with LocalServer("Voila", voila_command(app, port, token), port=port, token=token, log=home / "voila.log",
                      env=env, cwd=home / "notebooks", ready_path=None, timeout=SERVER_START_TIMEOUT) as server:

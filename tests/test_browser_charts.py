@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright import sync_api
 
 from kvmdbg.servers import LocalServer, free_port, lab_command, private_jupyter_home
 
@@ -31,7 +32,6 @@ if os.environ.get("KVMDBG_SKIP_BROWSER", "").strip().lower() in {"1", "true", "y
 if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium): real-browser tests skipped",
                 allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 expect = sync_api.expect
 
 pytestmark = pytest.mark.browser

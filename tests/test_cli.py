@@ -1,8 +1,4 @@
-"""The ``kvmdbg`` command line: help, bad input (one line, exit 2), and the happy paths.
-
-Tests that need the model are skipped until ``kvmdbg.Machine`` and
-``kvmdbg.scenarios`` can be imported.
-"""
+"""The ``kvmdbg`` command line: help, bad input (one line, exit 2), and the happy paths."""
 
 from __future__ import annotations
 
@@ -13,25 +9,11 @@ from pathlib import Path
 
 import pytest
 
+import kvmdbg
 from kvmdbg import cli
 
 REPO = Path(__file__).resolve().parents[1]
 SUBCOMMANDS = ("lab", "app", "scenarios", "run", "compare", "selftest", "export")
-
-
-def _model_missing() -> str | None:
-    """Why the model-backed tests cannot run yet, or None if they can."""
-    try:
-        import kvmdbg
-        from kvmdbg import Machine, scenarios  # noqa: F401
-    except Exception as exc:  # the package is being written concurrently
-        return f"kvmdbg.Machine / kvmdbg.scenarios not importable yet ({type(exc).__name__}: {exc})"
-    if not list(kvmdbg.scenarios.names()):
-        return "kvmdbg.scenarios.names() is empty"
-    return None
-
-
-needs_model = pytest.mark.skipif(_model_missing() is not None, reason=str(_model_missing()))
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300):
@@ -61,8 +43,6 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, 
 
 
 def first_scenario() -> str:
-    import kvmdbg
-
     return list(kvmdbg.scenarios.names())[0]
 
 
@@ -198,7 +178,6 @@ def test_app_without_app_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.slow
 def test_lab_smoke_starts_and_stops_jupyterlab(tmp_path: Path) -> None:
-    pytest.importorskip("jupyterlab")
     result = run_cli("lab", "--dir", str(tmp_path / "nb"), env={"KVMDBG_LAB_SMOKE": "1"})
     assert result.returncode == 0, result.stderr
     assert "smoke test passed" in result.stderr
@@ -206,7 +185,8 @@ def test_lab_smoke_starts_and_stops_jupyterlab(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_app_smoke_serves_the_app_with_voila() -> None:
-    pytest.importorskip("voila")
+    import voila  # noqa: F401 - the app extra; the README's test command installs .[test,app]
+
     result = run_cli("app", env={"KVMDBG_APP_SMOKE": "1"})
     assert result.returncode == 0, result.stderr
     assert "smoke test passed: Voila answered 200" in result.stderr
@@ -216,33 +196,26 @@ def test_app_smoke_serves_the_app_with_voila() -> None:
 # --------------------------------------------------------------------------- with the model
 
 
-@needs_model
 def test_scenarios_lists_every_builtin() -> None:
-    import kvmdbg
-
     result = run_cli("scenarios")
     assert result.returncode == 0, result.stderr
     listed = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
     assert listed == list(kvmdbg.scenarios.names())
 
 
-@needs_model
 def test_unknown_scenario() -> None:
     for args in (("run", "no-such-scenario", "--variant", "p1"), ("compare", "no-such-scenario")):
         assert_one_line_error(run_cli(*args), "no-such-scenario")
 
 
-@needs_model
 def test_unknown_variant() -> None:
     assert_one_line_error(run_cli("run", first_scenario(), "--variant", "p9"), "p9")
 
 
-@needs_model
 def test_impossible_patch_set() -> None:
     assert_one_line_error(run_cli("run", first_scenario(), "--variant", "p2,p3"))
 
 
-@needs_model
 @pytest.mark.parametrize("vhe", [False, True])
 def test_run_prints_the_trace(vhe: bool) -> None:
     args = ["run", first_scenario(), "--variant", "p2"] + (["--vhe"] if vhe else [])
@@ -257,17 +230,13 @@ def test_run_prints_the_trace(vhe: bool) -> None:
         assert column in header
 
 
-@needs_model
 def test_quiet_run_prints_nothing_on_stderr() -> None:
     result = run_cli("-q", "run", first_scenario(), "--variant", "baseline")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
 
 
-@needs_model
 def test_compare_has_a_column_per_variant() -> None:
-    import kvmdbg
-
     result = run_cli("compare", first_scenario())
     assert result.returncode == 0, result.stderr
     header = "\n".join(result.stdout.splitlines()[:2])
@@ -276,21 +245,14 @@ def test_compare_has_a_column_per_variant() -> None:
     assert f"{len(kvmdbg.VARIANTS)} variants" in result.stderr  # progress line
 
 
-@needs_model
-@pytest.mark.skipif(
-    _model_missing() is not None or not hasattr(__import__("kvmdbg"), "selftest_table"),
-    reason="kvmdbg.selftest_table() not written yet",
-)
 def test_selftest() -> None:
     result = run_cli("selftest")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
 
 
-@needs_model
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
 def test_export(fmt: str, tmp_path: Path) -> None:
-    pytest.importorskip("kvmdbg.teach.export", reason="kvmdbg.teach.export.write_trace not written yet")
     target = tmp_path / f"trace.{fmt}"
     result = run_cli("export", first_scenario(), "--variant", "p3", "--format", fmt, "-o", str(target))
     assert result.returncode == 0, result.stderr
@@ -313,7 +275,6 @@ def test_a_bad_port_is_refused_at_once(command: str, port: str) -> None:
     assert "1 to 65535" in line
 
 
-@needs_model
 @pytest.mark.parametrize("value, fragment", [
     ("p2,upstream", "cannot be mixed"),
     ("", "is empty"),
@@ -331,7 +292,6 @@ def test_every_bad_variants_value_is_one_line_in_our_words(value: str, fragment:
     assert "frozenset" not in line and "{'" not in line  # no Python syntax
 
 
-@needs_model
 def test_a_patch_set_is_labelled_by_its_kernel_not_by_a_variant_name() -> None:
     result = run_cli("compare", "oslock-toggle", "--variants", "p3 p3,")
     assert result.returncode == 0, result.stderr
@@ -341,7 +301,6 @@ def test_a_patch_set_is_labelled_by_its_kernel_not_by_a_variant_name() -> None:
     assert "variant baseline+p3" in result.stderr
 
 
-@needs_model
 def test_run_shows_only_the_changes_in_hex_and_full_on_request() -> None:
     result = run_cli("run", "oslock-toggle", "-V", "p2")
     assert result.returncode == 0, result.stderr
@@ -356,7 +315,6 @@ def test_run_shows_only_the_changes_in_hex_and_full_on_request() -> None:
     assert "0xA OSLK|OSLM=IMPLEMENTED" in full.stdout
 
 
-@needs_model
 def test_compare_prints_register_values_in_hex_and_counts_in_decimal() -> None:
     result = run_cli("-q", "compare", "migration")
     assert result.returncode == 0, result.stderr
@@ -365,7 +323,6 @@ def test_compare_prints_register_values_in_hex_and_counts_in_decimal() -> None:
     assert "0x" not in saved
 
 
-@needs_model
 def test_quiet_is_accepted_after_the_subcommand_too() -> None:
     for args in (("run", "oslock-toggle", "-V", "p1", "-q"), ("compare", "oslock-toggle", "--quiet"),
                  ("selftest", "-q"), ("scenarios", "-q")):
@@ -374,7 +331,6 @@ def test_quiet_is_accepted_after_the_subcommand_too() -> None:
         assert result.stderr == "", args
 
 
-@needs_model
 @pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
 def test_export_to_stdout(fmt: str, tmp_path: Path) -> None:
     import io
@@ -397,7 +353,6 @@ def test_export_to_stdout(fmt: str, tmp_path: Path) -> None:
         pd.testing.assert_series_equal(pd.read_csv(io.BytesIO(result.stdout))["step"], expected["step"])
 
 
-@needs_model
 def test_csv_on_stdout_is_the_default_for_dash() -> None:
     result = run_cli("-q", "export", "oslock-toggle", "-V", "p2", "-o", "-")
     assert result.returncode == 0 and result.stdout.startswith("step,phase,function,")
@@ -410,7 +365,6 @@ def test_format_and_suffix_that_disagree_are_refused(fmt: str, name: str, tmp_pa
     assert not (tmp_path / name).exists()
 
 
-@needs_model
 def test_export_writes_a_csv_that_pandas_reads_and_keeps_the_earlier_file_on_refusal(tmp_path: Path) -> None:
     import pandas as pd
 
@@ -424,7 +378,6 @@ def test_export_writes_a_csv_that_pandas_reads_and_keeps_the_earlier_file_on_ref
     assert os.path.exists(fifo) and not (tmp_path / "pipe.csv.kvmdbg.json").exists()
 
 
-@needs_model
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
 def test_export_to_a_full_device_fails_cleanly_and_keeps_the_device() -> None:
     before = os.stat("/dev/full").st_rdev

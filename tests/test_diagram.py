@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kvmdbg import Machine
+from kvmdbg import VARIANTS, Machine
 from kvmdbg.errors import KvmdbgError
 from kvmdbg.teach.diagram import BOX_REGISTERS, Diagram, decode_fields, iss_diagram, machine_diagram
 
@@ -50,7 +50,7 @@ def assert_matches_machine(d: Diagram, m: Machine) -> None:
 
 
 @pytest.mark.parametrize("vhe", [False, True], ids=["nVHE", "VHE"])
-@pytest.mark.parametrize("variant", ["baseline", "p1", "p2", "p3", "upstream"])
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_every_box_shows_the_machines_values_in_hex(variant: str, vhe: bool) -> None:
     m = Machine(variant, vhe=vhe)
     assert_matches_machine(machine_diagram(m), m)

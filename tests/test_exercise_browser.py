@@ -1,7 +1,7 @@
 """Real browser: an exercise's hints and the ask() widget as a learner sees them in JupyterLab.
 
 The notebook is generated into a private folder (nothing of the repository is served). Skipped
-like tests/test_browser.py: ``KVMDBG_SKIP_BROWSER=1``, no ``/usr/bin/chromium`` or no playwright.
+like tests/test_browser.py: ``KVMDBG_SKIP_BROWSER=1`` or no ``/usr/bin/chromium``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
+from playwright import sync_api
 
 from kvmdbg.servers import LocalServer, free_port, lab_command, private_jupyter_home
 
@@ -25,9 +27,6 @@ if os.environ.get("KVMDBG_SKIP_BROWSER", "").strip().lower() in {"1", "true", "y
     pytest.skip("KVMDBG_SKIP_BROWSER is set: real-browser tests skipped", allow_module_level=True)
 if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} is missing: real-browser tests skipped", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-nbformat = pytest.importorskip("nbformat")
-pytest.importorskip("jupyterlab")
 expect = sync_api.expect
 
 pytestmark = pytest.mark.browser

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from kvmdbg.teach import exercises as X  # noqa: E402
-from kvmdbg.teach.exercises import answers as A  # noqa: E402
+from kvmdbg.teach import exercises as X
+from kvmdbg.teach.exercises import answers as A
 
 # Exercises whose answer is read by one reader, with the expected value computed once.
 NUMERIC = {"reset-p2": (A.read_number, 0xA), "debugver-p3": (A.read_number, 8), "esr-oslar": (A.read_hex, 0x62280420),

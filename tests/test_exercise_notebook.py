@@ -11,14 +11,12 @@ import random
 import re
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
+from test_exercise_table import TABLE  # pytest puts tests/ on sys.path
 
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-
-from test_exercise_table import TABLE  # noqa: E402  (pytest puts tests/ on sys.path)
-
-from kvmdbg.teach import exercises as X  # noqa: E402
+from kvmdbg.teach import exercises as X
 
 ROOT = Path(__file__).resolve().parent.parent
 EXERCISES = ROOT / "notebooks" / "09-exercises.ipynb"

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import ipywidgets as W
 import pytest
+from test_exercise_table import TABLE  # pytest puts tests/ on sys.path
 
-W = pytest.importorskip("ipywidgets")
-
-from test_exercise_table import TABLE  # noqa: E402  (pytest puts tests/ on sys.path)
-
-from kvmdbg.teach import exercises as X  # noqa: E402
+from kvmdbg.teach import exercises as X
 
 
 def _classes(w: W.Widget) -> set[str]:

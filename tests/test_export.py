@@ -11,14 +11,13 @@ import warnings
 import zlib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-pd = pytest.importorskip("pandas")
-
-from kvmdbg import Machine  # noqa: E402
-from kvmdbg.errors import KvmdbgError, TraceFormatError  # noqa: E402
-from kvmdbg.teach import export  # noqa: E402
-from kvmdbg.teach.export import (  # noqa: E402
+from kvmdbg import Machine
+from kvmdbg.errors import KvmdbgError, TraceFormatError
+from kvmdbg.teach import export
+from kvmdbg.teach.export import (
     COLUMNS,
     FORMATS,
     ExportError,
@@ -31,7 +30,7 @@ from kvmdbg.teach.export import (  # noqa: E402
     sidecar_path,
     write_trace,
 )
-from kvmdbg.trace import Trace  # noqa: E402
+from kvmdbg.trace import Trace
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
@@ -30,8 +31,6 @@ from kvmdbg import VARIANTS, KvmdbgError, Machine, PatchError, VcpuIndexError
 from kvmdbg.arch.a64 import assemble
 from kvmdbg.arch.registers import REGISTERS, SysReg, lookup
 from kvmdbg.errors import AsmError, TraceFormatError, UnknownRegisterError
-
-pd = pytest.importorskip("pandas")
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

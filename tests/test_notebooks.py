@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
 
 REFERENCES = {"app", "glossary", "cheatsheet"}
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
@@ -57,9 +55,8 @@ def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
                                      resources={"metadata": {"path": str(path.parent)}})
-    t0 = time.perf_counter()
+    # How long a notebook takes (once asserted here: under 60 s each) is measured in benchmarks/.
     client.execute()  # raises CellExecutionError on any error
-    elapsed = time.perf_counter() - t0
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     # What a person sees: every chart cell displays a picture, and no output is only a figure's repr.
@@ -73,4 +70,3 @@ def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if "plot." in cell.source:
             assert any(k & {"image/png", "image/svg+xml"} for k in kinds), \
                 f"{path.name} cell {i} calls kvmdbg.plot but displays no image: {kinds}"
-    assert elapsed < 60, f"{path.name} took {elapsed:.1f} s"

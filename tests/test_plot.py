@@ -5,16 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 
-pytest.importorskip("matplotlib")
-pd = pytest.importorskip("pandas")
-
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.text import Text  # noqa: E402
-
-from kvmdbg import Machine  # noqa: E402
-from kvmdbg.teach import plot  # noqa: E402
+from kvmdbg import Machine
+from kvmdbg.teach import compare, plot
 
 
 def _texts(fig: Figure) -> list[Text]:
@@ -147,7 +144,6 @@ def test_timelines_align_nvhe_and_vhe_phase_by_phase() -> None:
 def test_every_chart_displays_itself_as_a_png(machine: Machine) -> None:
     from IPython.core.formatters import DisplayFormatter
 
-    compare = pytest.importorskip("kvmdbg.teach.compare")
     charts = [plot.bitfield("OSLSR_EL1", 0xA), plot.bitfields("OSLSR_EL1", {"a": 0x8, "b": 0xA}),
               plot.timeline(machine), plot.timelines({"one": machine}),
               plot.matrix(compare.compare("oslock-toggle", ["baseline", "p2"]))]
@@ -183,14 +179,11 @@ def test_timeline_rejects_other_input() -> None:
         plot.timeline([1, 2, 3])
 
 
-def test_timeline_view_is_fast_and_reused(machine: Machine) -> None:
-    import time
-
+def test_timeline_view_is_reused(machine: Machine) -> None:
+    # How fast a second update() is (once asserted here: < 0.5 s) is measured in benchmarks/.
     view = plot.TimelineView()
     view.update(machine)
-    t0 = time.perf_counter()
     png = view.update(machine)
-    assert time.perf_counter() - t0 < 0.5
     assert png.startswith(b"\x89PNG")
     assert len(view.figure.axes) == 1
 
@@ -217,7 +210,6 @@ def test_selftest_grid_wide_and_long() -> None:
 
 
 def test_with_the_real_compare_and_selftest() -> None:
-    compare = pytest.importorskip("kvmdbg.teach.compare")
     _assert_legible(plot.matrix(compare.compare("oslock-toggle")))
     _assert_legible(plot.selftest_grid(compare.selftest_table()))
 

@@ -18,13 +18,13 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
 import pytest
+from facts import FACTS, UNLOCKED, variants_where
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvmdbg import VARIANTS, GuestFault, KvmdbgError, Machine
-
-pd = pytest.importorskip("pandas")
 
 Action = tuple[Any, ...]
 Config = tuple[str, bool, int]
@@ -124,41 +124,46 @@ def physical_oslsr(m: Machine) -> int:
 # -- invariants ------------------------------------------------------------------------------
 
 
-@SETTINGS
-@given(scenarios(variants=("upstream",)))
-def test_upstream_never_changes_the_physical_os_lock(case: tuple[Config, list[Action]]) -> None:
+# Which variants each property is about comes from tests/facts.py, so a new variant is covered
+# by its row there. A property over several variants draws 40 sequences per variant (at least 60).
+NEVER_SWITCHED = tuple(variants_where(lambda f: not f.pe_follows_guest))
+NO_OSLSR_COPY = tuple(variants_where(lambda f: f.oslsr_slot is None))
+SWITCHED_BACK_ON_NVHE = tuple(variants_where(lambda f: f.pe_follows_guest and not f.at(False).host_runs_locked))
+
+
+def per_variant(variants: tuple[str, ...]) -> settings:
+    return settings(SETTINGS, max_examples=max(SETTINGS.max_examples, 40 * len(variants)))
+
+
+@per_variant(NEVER_SWITCHED)
+@given(scenarios(variants=NEVER_SWITCHED))
+def test_a_variant_that_does_not_switch_the_os_lock_never_changes_the_physical_one(
+        case: tuple[Config, list[Action]]) -> None:
     def check(m: Machine, action: Action | None, exc: BaseException | None) -> None:
-        assert physical_oslsr(m) == 0x8, f"after {action}: physical OSLSR_EL1={physical_oslsr(m):#x}"
+        assert physical_oslsr(m) == UNLOCKED, f"after {action}: physical OSLSR_EL1={physical_oslsr(m):#x}"
 
     run(*case, check=check)
 
 
-@SETTINGS
-@given(scenarios(variants=("baseline", "p1")))
-def test_baseline_and_p1_never_change_the_physical_os_lock(case: tuple[Config, list[Action]]) -> None:
-    def check(m: Machine, action: Action | None, exc: BaseException | None) -> None:
-        assert physical_oslsr(m) == 0x8, f"after {action}: physical OSLSR_EL1={physical_oslsr(m):#x}"
-
-    run(*case, check=check)
-
-
-@SETTINGS
-@given(scenarios(variants=("baseline",)))
-def test_baseline_guest_always_sees_oslsr_0x8(case: tuple[Config, list[Action]]) -> None:
+@per_variant(NO_OSLSR_COPY)
+@given(scenarios(variants=NO_OSLSR_COPY))
+def test_a_guest_whose_kvm_keeps_no_oslsr_copy_always_sees_the_reset_value(
+        case: tuple[Config, list[Action]]) -> None:
     (variant, vhe, vcpus), actions = case
+    want = FACTS[variant].oslsr_reset
     m = Machine(variant, vhe=vhe, vcpus=vcpus)
     for n, action in enumerate(actions):
         perform(m, action)
         for i in range(vcpus):
-            assert m.guest_view("OSLSR_EL1", i) == 0x8, f"after {action}: vCPU {i}'s guest_view"
+            assert m.guest_view("OSLSR_EL1", i) == want, f"after {action}: vCPU {i}'s guest_view"
         # A real guest read too (it changes state, so it is part of the sequence).
         exc, value = perform(m, ("guest_read", "OSLSR_EL1", n % vcpus))
-        assert exc is None and value == 0x8, f"after {action}: vCPU {n % vcpus} reads {value!r} ({exc})"
+        assert exc is None and value == want, f"after {action}: vCPU {n % vcpus} reads {value!r} ({exc})"
 
 
-@SETTINGS
-@given(scenarios(variants=("p2", "p3"), modes=(False,)))
-def test_nvhe_p2_p3_host_runs_unlocked_whenever_no_vcpu_is_in_the_guest(case: tuple[Config, list[Action]]) -> None:
+@per_variant(SWITCHED_BACK_ON_NVHE)
+@given(scenarios(variants=SWITCHED_BACK_ON_NVHE, modes=(False,)))
+def test_nvhe_host_runs_unlocked_whenever_no_vcpu_is_in_the_guest(case: tuple[Config, list[Action]]) -> None:
     """nVHE switches the host's EL1 context (OSLSR included) on every entry and exit.
 
     The host's saved copy is taken from the PE at each entry, while the host runs: by induction

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from kvmdbg import Machine, RunawayGuestError, assemble
 from kvmdbg.arch.esr import EC
 
 
-def test_alu_loop_and_speed() -> None:
+def test_alu_loop_runs_to_its_end_with_the_right_registers() -> None:
+    # Its speed (once asserted here: > 250,000 instructions/s) is measured in benchmarks/, not here.
     m = Machine("upstream", trace=False)
     prog = assemble("""
         mov x0, #0
@@ -20,13 +19,10 @@ def test_alu_loop_and_speed() -> None:
         sub x1, x1, #1
         cbnz x1, loop
     """)
-    t = time.perf_counter()
     res = m.run(prog, max_steps=10**6)
-    rate = res.steps / (time.perf_counter() - t)
     assert res.regs["x0"] == 2 * 0x10000 and res.regs["x1"] == 0
     assert res.steps == 2 + 3 * 0x10000
     assert res.stop_reason == "end"
-    assert rate > 250_000
     assert m.where() == "guest"
 
 

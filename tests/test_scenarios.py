@@ -1,19 +1,48 @@
-"""Built-in scenarios, compare() and the selftest table, per variant and host mode (BRIEF.md section 5)."""
+"""Built-in scenarios, compare() and the selftest table, per variant and host mode (BRIEF.md section 5).
+
+Every scenario test runs over every variant and both host modes; what it expects comes from the
+one table of per-variant facts, tests/facts.py.
+"""
 
 from __future__ import annotations
 
+import errno
+
 import pytest
+from facts import LOCKED, MODE_IDS, MODES, UNLOCKED, Facts, after_oslar, facts
 
 import kvmdbg
 from kvmdbg import VARIANTS, Machine, ScenarioError
 from kvmdbg.teach import scenarios
 from kvmdbg.teach.compare import selftest_explanations
+from kvmdbg.teach.scenarios import SELFTEST_STAGES
 
-MODES = [False, True]
+STAGES = [name for name, _ in SELFTEST_STAGES]
+
+
+@pytest.fixture(params=VARIANTS)
+def variant(request) -> str:
+    return request.param
+
+
+@pytest.fixture(params=MODES, ids=MODE_IDS)
+def vhe(request) -> bool:
+    return request.param
+
+
+@pytest.fixture
+def f(variant: str, vhe: bool) -> Facts:
+    """The facts of this variant in this host mode (tests/facts.py)."""
+    return facts(variant, vhe)
 
 
 def run(name: str, variant: str, vhe: bool) -> dict:
     return scenarios.get(name)(Machine(variant, vhe=vhe, trace=False))
+
+
+def letters(results) -> str:
+    """A column of "pass"/"fail" as the table's letters: "PF..." ."""
+    return "".join("P" if v == "pass" else "F" for v in results)
 
 
 def test_registry() -> None:
@@ -27,99 +56,72 @@ def test_registry() -> None:
     assert kvmdbg.scenarios is scenarios
 
 
-@pytest.mark.parametrize("vhe", MODES)
-@pytest.mark.parametrize("variant,after_lock,after_unlock,phys_locked", [
-    ("baseline", 0x8, 0x8, 0x8), ("p1", 0x8, 0x8, 0x8), ("p2", 0xA, 0xA, 0xA), ("p3", 0xA, 0xA, 0xA),
-    ("upstream", 0xA, 0x8, 0x8), ("p2-intended", 0xA, 0x8, 0xA)])
-def test_oslock_toggle(variant: str, vhe: bool, after_lock: int, after_unlock: int, phys_locked: int) -> None:
+def test_oslock_toggle(variant: str, vhe: bool, f: Facts) -> None:
     obs = run("oslock-toggle", variant, vhe)
-    assert obs["OSLSR after lock"] == after_lock
-    assert obs["OSLSR after unlock"] == after_unlock
-    assert obs["physical OSLSR after lock"] == phys_locked
+    locked, unlocked = after_oslar(f)
+    assert obs["OSLSR after lock"] == locked
+    assert obs["OSLSR after unlock"] == unlocked
+    assert obs["physical OSLSR after lock"] == (locked if f.pe_follows_guest else UNLOCKED)
 
 
-@pytest.mark.parametrize("vhe", MODES)
-@pytest.mark.parametrize("variant,user,guest", [
-    ("baseline", "ENOENT", 0x8), ("p1", 0x8, 0x8), ("p2", 0xA, 0xA), ("p3", 0xA, 0xA),
-    ("upstream", 0x8, 0x8), ("p2-intended", 0xA, 0xA)])
-def test_reset_state(variant: str, vhe: bool, user: object, guest: int) -> None:
+def test_reset_state(variant: str, vhe: bool, f: Facts) -> None:
     obs = run("reset-state", variant, vhe)
-    assert obs["GET_ONE_REG OSLSR_EL1"] == user
-    assert obs["guest reads OSLSR_EL1"] == guest
-    assert obs["physical OSLSR before entry"] == 0x8  # the host unlocked it at boot
+    assert obs["GET_ONE_REG OSLSR_EL1"] == ("ENOENT" if f.oslsr_slot is None else f.oslsr_slot)
+    assert obs["guest reads OSLSR_EL1"] == f.oslsr_reset
+    assert obs["physical OSLSR before entry"] == UNLOCKED  # the host unlocked it at boot
 
 
-@pytest.mark.parametrize("vhe", MODES)
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_vhe_host_leak(variant: str, vhe: bool) -> None:
+def test_vhe_host_leak(variant: str, vhe: bool, f: Facts) -> None:
     obs = run("vhe-host-leak", variant, vhe)
-    leaks = variant in ("p2", "p3", "p2-intended")
-    assert obs["physical OSLSR while guest runs"] == (0xA if leaks else 0x8)
-    assert obs["host runs locked"] is (leaks and vhe)
+    assert obs["physical OSLSR while guest runs"] == (LOCKED if f.pe_follows_guest else UNLOCKED)
+    assert obs["host runs locked"] is f.host_runs_locked
 
 
-@pytest.mark.parametrize("vhe", MODES)
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_vhe_lost_update(variant: str, vhe: bool) -> None:
+def test_vhe_lost_update(variant: str, vhe: bool, f: Facts) -> None:
+    # p2/p3 lose it in both modes: trap_oslar_el1 as posted never updates the stored OSLSR.
+    # p2-intended loses it on VHE only (BRIEF section 5, "VHE again, for the intended reading").
     obs = run("vhe-lost-update", variant, vhe)
-    # p2/p3: lost on both modes because trap_oslar_el1 as posted never updates the stored OSLSR.
-    # p2-intended: lost on VHE only (BRIEF section 5, "VHE again, for the intended reading").
-    assert obs["unlock lost"] is (variant in ("p2", "p3") or (variant == "p2-intended" and vhe))
-    if variant == "upstream":
-        assert obs["OSLSR before unlock"] == 0xA and obs["OSLSR after put/load"] == 0x8
+    locked, unlocked = after_oslar(f)
+    assert obs["unlock lost"] is f.unlock_lost
+    assert obs["OSLSR before unlock"] == locked
+    assert obs["OSLSR after put/load"] == (LOCKED if f.unlock_lost else unlocked)
 
 
-@pytest.mark.parametrize("vhe", MODES)
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_vmm_breakpoint(variant: str, vhe: bool) -> None:
+def test_vmm_breakpoint(variant: str, vhe: bool, f: Facts) -> None:
     obs = run("vmm-breakpoint", variant, vhe)
-    fires = variant not in ("p2", "p3", "p2-intended")
-    assert obs["KVM_EXIT_DEBUG"] is fires
-    assert obs["stop reason"] == ("KVM_EXIT_DEBUG" if fires else "end")
-    if fires:
-        assert obs["stopped at"] == obs["breakpoint address"]
+    assert obs["KVM_EXIT_DEBUG"] is f.vmm_breakpoint_fires
+    assert obs["stop reason"] == ("KVM_EXIT_DEBUG" if f.vmm_breakpoint_fires else "end")
+    assert obs["stopped at"] == (obs["breakpoint address"] if f.vmm_breakpoint_fires else None)
 
 
-@pytest.mark.parametrize("vhe", MODES)
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_doublelock(variant: str, vhe: bool) -> None:
+def test_doublelock(variant: str, vhe: bool, f: Facts) -> None:
     obs = run("doublelock", variant, vhe)
-    assert obs["DoubleLock field"] == (0xF if variant == "p3" else 0x0)
-    assert obs["DebugVer field"] == (8 if variant == "p3" else 6)
+    assert (obs["DebugVer field"], obs["DoubleLock field"]) == f.dfr0
     assert obs["OSDLR read back"] == 0 and obs["physical OSDLR_EL1"] == 0
 
 
-@pytest.mark.parametrize("vhe", MODES)
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_migration(variant: str, vhe: bool) -> None:
+def test_migration(variant: str, vhe: bool, f: Facts) -> None:
     obs = run("migration", variant, vhe)
-    if variant == "p3":
-        assert obs["refused count"] == 1 and obs["refused ID_AA64DFR0_EL1"] == "EINVAL"
-    else:
+    if f.baseline_dfr0_errno is None:
         assert obs["refused count"] == 0
+    else:
+        assert obs["refused count"] == 1
+        assert obs["refused ID_AA64DFR0_EL1"] == errno.errorcode[f.baseline_dfr0_errno]
 
 
-EXPECTED_SELFTEST = {
-    "baseline": "PPPPPPFFFF", "p1": "PPPPPPFFFF", "p2": "PFFFFFPPPP", "p3": "PFFFFFPPPP", "upstream": "PPPPPPPPPP",
-    # as intended: nVHE passes; VHE keeps the reset lock on the PE for the whole run
-    ("p2-intended", False): "PPPPPPPPPP", ("p2-intended", True): "PFFFFFPPPP",
-}
-
-
-@pytest.mark.parametrize("vhe", MODES)
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_selftest_scenario(variant: str, vhe: bool) -> None:
+def test_selftest_scenario(variant: str, vhe: bool, f: Facts) -> None:
     obs = run("selftest-oslock", variant, vhe)
-    got = "".join("P" if v == "pass" else "F" for v in obs.values())
-    assert got == EXPECTED_SELFTEST.get(variant, EXPECTED_SELFTEST.get((variant, vhe)))
-    assert obs["1 BRK"] == obs["7 OS Lock: BRK still taken"] == "pass" or variant in ("baseline", "p1")
+    assert list(obs) == STAGES
+    assert letters(obs.values()) == f.selftest
 
 
 def test_selftest_table_and_explanations() -> None:
     table = kvmdbg.selftest_table()
     assert list(table.columns.names) == ["host mode", "variant"]
-    assert (table[("nVHE", "upstream")] == "pass").all() and (table[("VHE", "upstream")] == "pass").all()
-    assert (table.loc["1 BRK"] == "pass").all()
+    assert list(table.index) == STAGES
+    for mode, vhe in zip(MODE_IDS, MODES, strict=True):
+        for variant in VARIANTS:
+            assert letters(table[(mode, variant)]) == facts(variant, vhe).selftest, (mode, variant)
     why = selftest_explanations(table)
     assert len(why) == int((table == "fail").sum().sum())
     assert "trap_raz_wi" in why[("nVHE", "baseline", "7 OS Lock: BRK still taken")]

@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
-
-psutil = pytest.importorskip("psutil")
+import voila  # noqa: F401 - the app extra (kvmdbg app); the README's test command installs .[test,app]
 
 REPO = Path(__file__).resolve().parents[1]
 URL = re.compile(r"is serving (http://\S+)")
@@ -117,7 +117,6 @@ HOSTILE_SERVER_CONFIG = {
 
 
 def test_lab_binds_loopback_requires_its_token_and_opens_the_welcome_notebook(tmp_path: Path) -> None:
-    pytest.importorskip("jupyterlab")
     with started(tmp_path, "lab", "--dir", str(tmp_path / "nb")) as (url, proc):
         base, token = url.split("/lab/")[0], url.split("token=")[1]
         assert url.startswith("http://127.0.0.1:") and "/lab/tree/00-welcome.ipynb?token=" in url
@@ -137,7 +136,6 @@ def test_lab_binds_loopback_requires_its_token_and_opens_the_welcome_notebook(tm
 
 
 def test_a_user_config_that_empties_the_token_does_not_open_the_lab(tmp_path: Path) -> None:
-    pytest.importorskip("jupyterlab")
     with started(tmp_path, "lab", "--dir", str(tmp_path / "nb"), config=HOSTILE_SERVER_CONFIG) as (url, proc):
         base, token = url.split("/lab/")[0], url.split("token=")[1]
         assert {ip for ip, _ in listening(proc)} == {"127.0.0.1"}
@@ -146,7 +144,6 @@ def test_a_user_config_that_empties_the_token_does_not_open_the_lab(tmp_path: Pa
 
 
 def test_lab_turns_off_the_news_prompt_without_touching_user_settings(tmp_path: Path) -> None:
-    pytest.importorskip("jupyterlab")
     with started(tmp_path, "lab", "--dir", str(tmp_path / "nb")) as (url, proc):
         with urllib.request.urlopen(url, timeout=20) as resp:
             page = resp.read().decode()
@@ -157,7 +154,6 @@ def test_lab_turns_off_the_news_prompt_without_touching_user_settings(tmp_path: 
 
 
 def test_app_binds_loopback_requires_its_token_and_culls_idle_kernels(tmp_path: Path) -> None:
-    pytest.importorskip("voila")
     hostile = {"voila.json": json.dumps({"Voila": {"token": "", "ip": "0.0.0.0"}})}
     with started(tmp_path, "app", config=hostile) as (url, proc):
         base, token = url.split("/?token=")[0], url.split("token=")[1]
@@ -178,7 +174,6 @@ def test_app_binds_loopback_requires_its_token_and_culls_idle_kernels(tmp_path: 
 
 
 def test_app_with_its_port_busy_says_so_or_serves_what_it_prints(tmp_path: Path) -> None:
-    pytest.importorskip("voila")
     import socket
 
     with socket.socket() as busy:
@@ -206,7 +201,6 @@ def test_voila_culls_the_kernels_of_closed_pages(tmp_path: Path, chromium: Any) 
     """Five page loads in Chromium, pages closed: at most one kernel left once the cull interval passed."""
     if os.environ.get("KVMDBG_SKIP_BROWSER") or not CHROMIUM.exists():
         pytest.skip("no Chromium at /usr/bin/chromium (or KVMDBG_SKIP_BROWSER is set)")
-    pytest.importorskip("voila")
     from kvmdbg.servers import CULL_IDLE_TIMEOUT, CULL_INTERVAL
 
     with started(tmp_path, "app") as (url, proc):
@@ -236,7 +230,6 @@ def test_voila_culls_the_kernels_of_closed_pages(tmp_path: Path, chromium: Any) 
 def test_lab_opens_the_welcome_notebook_without_the_news_prompt(tmp_path: Path, chromium: Any) -> None:
     if os.environ.get("KVMDBG_SKIP_BROWSER") or not CHROMIUM.exists():
         pytest.skip("no Chromium at /usr/bin/chromium (or KVMDBG_SKIP_BROWSER is set)")
-    pytest.importorskip("jupyterlab")
 
     with started(tmp_path, "lab", "--dir", str(tmp_path / "nb")) as (url, proc):
         browser = chromium.new_context()  # the session's one Chromium (tests/conftest.py)

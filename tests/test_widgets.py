@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import ipywidgets as W
 import pytest
 
-W = pytest.importorskip("ipywidgets")
-pytest.importorskip("matplotlib")
-
-from kvmdbg import Machine  # noqa: E402
-from kvmdbg.arch.registers import REGISTERS  # noqa: E402
-from kvmdbg.teach import widgets  # noqa: E402
-from kvmdbg.teach.widgets import lab  # noqa: E402
+from kvmdbg import VARIANTS, Machine
+from kvmdbg.arch.registers import REGISTERS
+from kvmdbg.teach import widgets
+from kvmdbg.teach.widgets import lab
 
 OSLK = REGISTERS["OSLSR_EL1"].field("OSLK")
 
@@ -161,7 +159,6 @@ def test_no_figures_pile_up() -> None:
 
 
 def test_compare_panel() -> None:
-    pytest.importorskip("kvmdbg.teach.compare")
     panel = widgets.compare_panel("oslock-toggle")
     assert panel.error.value == ""
     assert "<table" in panel.table.value and "upstream" in panel.table.value
@@ -181,7 +178,6 @@ def test_compare_panel_unknown_scenario_shows_error() -> None:
 
 
 def test_program_editor_runs_and_lists() -> None:
-    pytest.importorskip("kvmdbg.run")
     ed = widgets.program_editor("upstream")
     ed.run_button.click()
     assert ed.error.value == "", ed.error.value
@@ -197,7 +193,7 @@ def test_program_editor_shows_assembly_errors() -> None:
 
 
 @pytest.mark.parametrize("vhe", [False, True], ids=["nVHE", "VHE"])
-@pytest.mark.parametrize("variant", ["baseline", "p1", "p2", "p3", "upstream"])
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_program_editor_lists_no_exit_for_an_access_undefined_at_el1(variant: str, vhe: bool) -> None:
     # MSR OSLSR_EL1 and MRS OSLAR_EL1 are UNDEFINED in the architecture: the guest takes the UNDEF
     # at its own EL1 in every variant, so nothing reaches EL2 (BRIEF.md section 5, patch 2).

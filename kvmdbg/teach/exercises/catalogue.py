@@ -12,10 +12,10 @@ import errno as _errno
 from collections.abc import Callable
 from typing import Any
 
+import kvmdbg.teach.exercises.model as M
 from kvmdbg.arch.registers import REGISTERS
 from kvmdbg.errors import AsmError, KvmdbgError, RunawayGuestError
 from kvmdbg.patches import VARIANTS
-from kvmdbg.teach.exercises import model as M
 from kvmdbg.teach.exercises.answers import read_errno, read_hex, read_number, read_text, read_yes_no
 from kvmdbg.teach.exercises.core import Exercise
 
