@@ -69,6 +69,13 @@ class Facts:
     # -- ID_AA64DFR0_EL1 (read_id_reg / set_id_reg) -------------------------------------------------
     dfr0: tuple[int, int]  # (DebugVer, DoubleLock) the guest reads, default (Cortex-A57) profile
     baseline_dfr0_errno: int | None  # KVM_SET_ONE_REG of the value a baseline kernel saved; None: accepted
+    # KVM_SET_ONE_REG of ID_AA64DFR0_EL1 (default profile), errno or None for accepted: PMUVer lowered
+    # (1 -> 0) before the VM has run; the same after it has run; DebugVer raised by one above what KVM
+    # reports, before the VM runs
+    dfr0_set: tuple[int | None, int | None, int | None]
+    # on a Cortex-A76 host (Debug v8.2): the DebugVer the guest reads, and the errno of restoring the
+    # ID_AA64DFR0_EL1 a baseline kernel saved on the same host (None: accepted)
+    dfr0_a76: tuple[int, int | None]
 
     # -- the kernel selftest debug-exceptions.c ([PATCH v5 6/6]), each stage on its own -------------
     # one letter per stage of SELFTEST_STAGES, P(ass) or F(ail); the real run stops at the first F
@@ -89,6 +96,8 @@ ROWS: tuple[Facts, ...] = (
           oslar_sets_oslk=False, pe_follows_guest=False, host_runs_locked=False, host_oslsr=None,
           unlock_lost=False, vmm_breakpoint_fires=True,
           dfr0=(6, 0x0), baseline_dfr0_errno=None,
+          dfr0_set=(errno.EINVAL, errno.EINVAL, errno.EINVAL),  # __set_id_reg(): invariant
+          dfr0_a76=(6, None),
           selftest="PPPPPPFFFF"),
     Facts("p1", "BRIEF.md 5 (patch 1) and 8 (p1 reads back a planted 0x0); [PATCH 1/3] trap_oslsr_el1, "
                 "reset_val 0x8",
@@ -97,6 +106,8 @@ ROWS: tuple[Facts, ...] = (
           oslar_sets_oslk=False, pe_follows_guest=False, host_runs_locked=False, host_oslsr=None,
           unlock_lost=False, vmm_breakpoint_fires=True,
           dfr0=(6, 0x0), baseline_dfr0_errno=None,
+          dfr0_set=(errno.EINVAL, errno.EINVAL, errno.EINVAL),  # __set_id_reg(): invariant
+          dfr0_a76=(6, None),
           selftest="PPPPPPFFFF"),
     Facts("p2", "BRIEF.md 5 (patch 2: swapped vcpu_write_sys_reg arguments; nVHE/VHE consequences) and 8; "
                 "[PATCH 2/3] trap_oslar_el1, __sysreg_save/restore_el1_state",
@@ -107,6 +118,8 @@ ROWS: tuple[Facts, ...] = (
           host_oslsr=ByMode(nvhe=UNLOCKED, vhe=None),
           unlock_lost=True, vmm_breakpoint_fires=False,
           dfr0=(6, 0x0), baseline_dfr0_errno=None,
+          dfr0_set=(errno.EINVAL, errno.EINVAL, errno.EINVAL),  # __set_id_reg(): invariant
+          dfr0_a76=(6, None),
           selftest="PFFFFFPPPP"),
     Facts("p3", "BRIEF.md 5 (patch 3 and the migration objection, Re: [PATCH 3/3]) and 8; [PATCH 3/3] "
                 "read_id_reg: DebugVer 8, DoubleLock 0xF; the rest as p2",
@@ -116,6 +129,8 @@ ROWS: tuple[Facts, ...] = (
           host_oslsr=ByMode(nvhe=UNLOCKED, vhe=None),
           unlock_lost=True, vmm_breakpoint_fires=False,
           dfr0=(8, 0xF), baseline_dfr0_errno=errno.EINVAL,
+          dfr0_set=(errno.EINVAL, errno.EINVAL, errno.EINVAL),  # __set_id_reg(): invariant
+          dfr0_a76=(8, errno.EINVAL),
           selftest="PFFFFFPPPP"),
     Facts("upstream", "BRIEF.md 5 (upstream, 5.18) and 8; [PATCH v4 3/6] set_oslsr_el1, [PATCH v4 4/6] "
                       "kvm_arm_setup_debug; selftest [PATCH v5 6/6]",
@@ -124,6 +139,8 @@ ROWS: tuple[Facts, ...] = (
           oslar_sets_oslk=True, pe_follows_guest=False, host_runs_locked=False, host_oslsr=None,
           unlock_lost=False, vmm_breakpoint_fires=True,
           dfr0=(6, 0x0), baseline_dfr0_errno=None,
+          dfr0_set=(errno.EINVAL, errno.EINVAL, errno.EINVAL),  # __set_id_reg(): invariant
+          dfr0_a76=(6, None),
           selftest="PPPPPPPPPP"),
     Facts("p2-intended", "BRIEF.md 5 (patch 2 as intended; VHE again, for the intended reading); 5.15 "
                          "vcpu_write_sys_reg and kvm_vcpu_put_sysregs_vhe; README selftest table",
@@ -133,6 +150,8 @@ ROWS: tuple[Facts, ...] = (
           host_oslsr=ByMode(nvhe=UNLOCKED, vhe=None),
           unlock_lost=ByMode(nvhe=False, vhe=True), vmm_breakpoint_fires=False,
           dfr0=(6, 0x0), baseline_dfr0_errno=None,
+          dfr0_set=(errno.EINVAL, errno.EINVAL, errno.EINVAL),  # __set_id_reg(): invariant
+          dfr0_a76=(6, None),
           selftest=ByMode(nvhe="PPPPPPPPPP", vhe="PFFFFFPPPP")),
 )
 

@@ -151,6 +151,42 @@ def test_restoring_the_id_register_a_baseline_kernel_saved_does_what_the_variant
         assert e.value.errno == f.baseline_dfr0_errno
 
 
+def _set_dfr0(m: Machine, value: int, want: int | None, vcpu: int = 0) -> None:
+    if want is None:
+        m.set_one_reg("ID_AA64DFR0_EL1", value, vcpu=vcpu)
+        return
+    before = m.get_one_reg("ID_AA64DFR0_EL1", vcpu=vcpu)
+    with pytest.raises(OSError) as e:
+        m.set_one_reg("ID_AA64DFR0_EL1", value, vcpu=vcpu)
+    assert e.value.errno == want
+    assert m.get_one_reg("ID_AA64DFR0_EL1", vcpu=vcpu) == before  # a refusal changes nothing
+
+
+def test_what_userspace_may_write_to_id_aa64dfr0_before_and_after_the_vm_runs(variant, vhe, f):
+    lower_before, lower_after, raise_debugver = f.dfr0_set
+    m = Machine(variant, vhe=vhe, vcpus=2)
+    value = m.get_one_reg("ID_AA64DFR0_EL1")
+    assert DFR0.get(value, "PMUVer") == 1 and DFR0.get(value, "DebugVer") == f.dfr0[0]  # Cortex-A57, PMUv3
+    lowered = DFR0.set(value, "PMUVer", 0)
+    _set_dfr0(m, lowered, lower_before)
+    if lower_before is None:  # one value per VM: the other vCPU, and its guest, see it too
+        assert m.get_one_reg("ID_AA64DFR0_EL1", vcpu=1) == lowered
+        assert m.guest_read("ID_AA64DFR0_EL1", vcpu=1) == lowered
+    _set_dfr0(Machine(variant, vhe=vhe), DFR0.set(value, "DebugVer", f.dfr0[0] + 1), raise_debugver)
+    ran = Machine(variant, vhe=vhe)
+    ran.guest_read("ID_AA64DFR0_EL1")  # KVM_RUN once
+    _set_dfr0(ran, lowered, lower_after)
+    ran.set_one_reg("ID_AA64DFR0_EL1", value)  # the value it already has is always accepted
+
+
+def test_on_a_debug_v8_2_host_what_the_guest_is_told_and_whether_a_baseline_save_restores(variant, vhe, f):
+    debugver, restore_errno = f.dfr0_a76
+    m = Machine(variant, vhe=vhe, cpu="cortex-a76")
+    assert DFR0.get(m.guest_read("ID_AA64DFR0_EL1"), "DebugVer") == debugver
+    saved = Machine("baseline", vhe=vhe, cpu="cortex-a76").get_one_reg("ID_AA64DFR0_EL1")
+    _set_dfr0(Machine(variant, vhe=vhe, cpu="cortex-a76"), saved, restore_errno)
+
+
 def test_restoring_a_vcpu_a_baseline_kernel_saved_refuses_only_what_the_variant_refuses(variant, vhe, f):
     refused = Machine(variant, vhe=vhe).restore_vcpu(Machine("baseline", vhe=vhe).save_vcpu())
     want = [] if f.baseline_dfr0_errno is None else [("ID_AA64DFR0_EL1", f.baseline_dfr0_errno)]
