@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import kvmdbg.patches.p2 as p2
 from kvmdbg.kvm.api import Env
 from kvmdbg.kvm.context import Vcpu
 from kvmdbg.kvm.definition import Patch
 from kvmdbg.kvm.sys_regs import Cp14Desc, Params, SysRegDesc
-from kvmdbg.patches import p2
 from kvmdbg.patches.p1 import trap_oslsr_el1_p1
 from kvmdbg.patches.registry import register
 
