@@ -309,7 +309,7 @@ def _fn(fn: object) -> str:
 
 def _summary(fn: object) -> str:
     doc = getattr(fn, "__doc__", None)
-    first = doc.strip().splitlines()[0] if isinstance(doc, str) and doc.strip() else ""
+    first = doc.strip().splitlines()[0].replace("``", "") if isinstance(doc, str) and doc.strip() else ""
     return first or f"replaced by {_fn(fn)}"
 
 
