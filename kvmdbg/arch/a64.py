@@ -206,7 +206,6 @@ def encode_bitmask(value: int, datasize: int) -> tuple[int, int, int] | None:
     return None
 
 
-
 # --- Decoded instructions -------------------------------------------------------
 
 
@@ -345,7 +344,7 @@ class Syntax:
     mnemonic: str
     source: str
     show: Callable[[str, Insn, int], str | None]
-    parse: Callable[[_Stmt], tuple[str, dict[str, int]]] | None = None
+    parse: Callable[[_Stmt], _Encoded] | None = None
     count: tuple[int, int] = (0, 0)
     _: KW_ONLY
     accepts: Callable[[Sequence[_Operand]], bool] | None = None
@@ -434,7 +433,8 @@ class Form:
 # --- From an encoding's fields to Insn fields -------------------------------------
 
 
-def _no_operands(f: dict[str, int]) -> InsnFields:
+def _direct_fields(f: dict[str, int]) -> InsnFields:
+    """For forms whose fields all go into the Insn as they are (or that have none)."""
     return {}
 
 
@@ -450,7 +450,7 @@ def _add_sub_immediate(f: dict[str, int]) -> InsnFields:
 
 
 def _logical_immediate(f: dict[str, int]) -> InsnFields | None:
-    """ORR (immediate): the bitmask (N, immr, imms) stands for; reserved combinations are unknown."""
+    """ORR (immediate): the value of the bitmask (N, immr, imms); reserved combinations are unknown."""
     value = decode_bitmask(f["n"], f["immr"], f["imms"], 64 if f["sf"] else 32)
     return None if value is None else {"imm": value}
 
@@ -507,7 +507,7 @@ def _branch19(f: dict[str, int]) -> InsnFields:
     return {"offset": _signed(f["imm19"], 19) * 4}
 
 
-# --- Disassembly helpers ----------------------------------------------------------
+# --- Disassembly: the text of each syntax -----------------------------------------
 
 
 def _reg(n: int | None, sf: bool, sp: bool = False) -> str:
@@ -551,8 +551,9 @@ def _show_move_wide(m: str, insn: Insn, pc: int) -> str:
 def _show_mov_wide(m: str, insn: Insn, pc: int) -> str | None:
     """MOV (wide immediate) for movz, MOV (inverted wide immediate) for movn, with the value moved.
 
-    Not preferred for a zero imm16 shifted by hw > 0, nor (movn) for a 32-bit
-    imm16 of all ones: those values have another, shorter encoding.
+    Not for a zero imm16 with hw > 0, nor for a 32-bit movn of imm16 0xffff:
+    mov of those values assembles to another word, so the Arm ARM prints
+    them as plain movz/movn.
     """
     if insn.imm == 0 and insn.shift:
         return None
@@ -962,10 +963,9 @@ class _Stmt:
         return reg.encoding
 
 
-
 # --- From source operands to an encoding's fields ---------------------------------
 
-Encoded = tuple[str, dict[str, int]]
+_Encoded = tuple[str, dict[str, int]]  # an op and the values of its encoding's fields
 
 
 def _imm_at(index: int, imm: bool = True) -> Callable[[Sequence[_Operand]], bool]:
@@ -1003,13 +1003,13 @@ def _names_psr_field(name: str | None) -> Callable[[Sequence[_Operand]], bool]:
 
     def accepts(ops: Sequence[_Operand]) -> bool:
         first = ops[0].tokens[0]
-        named = first.text.lower() if first.kind == "ident" and first.text.lower() in ("daifset", "daifclr") else None
-        return named == name
+        spelled = first.text.lower() if first.kind == "ident" else ""
+        return (spelled if spelled in ("daifset", "daifclr") else None) == name
 
     return accepts
 
 
-def _asm_move_wide(s: _Stmt) -> Encoded:
+def _asm_move_wide(s: _Stmt) -> _Encoded:
     ops = s.operands
     rd = s.reg(ops[0], role="destination")
     bits = 64 if rd.is64 else 32
@@ -1033,7 +1033,7 @@ def _movz_movn(value: int, bits: int) -> tuple[str, int, int] | None:
     return None
 
 
-def _asm_mov_immediate(s: _Stmt) -> Encoded:
+def _asm_mov_immediate(s: _Stmt) -> _Encoded:
     """mov R, #imm: the one MOVZ or MOVN that makes the value, or an error showing how to build it."""
     ops = s.operands
     rd = s.reg(ops[0], sp=True, role="destination")
@@ -1057,7 +1057,7 @@ def _asm_mov_immediate(s: _Stmt) -> Encoded:
     return op, {"sf": rd.is64, "hw": hw, "imm16": imm16, "rd": rd.num}
 
 
-def _asm_mov_sp(s: _Stmt) -> Encoded:
+def _asm_mov_sp(s: _Stmt) -> _Encoded:
     """mov to or from sp: add Rd, Rn, #0 (orr cannot name sp)."""
     ops = s.operands
     rd = s.reg(ops[0], sp=True, role="destination")
@@ -1068,14 +1068,14 @@ def _asm_mov_sp(s: _Stmt) -> Encoded:
     return "add_imm", {"sf": rd.is64, "sh": 0, "imm12": 0, "rn": rm.num, "rd": rd.num}
 
 
-def _asm_mov_register(s: _Stmt) -> Encoded:
+def _asm_mov_register(s: _Stmt) -> _Encoded:
     ops = s.operands
     rd = s.reg(ops[0], sp=True, role="destination")
     rm = s.reg(ops[1], sp=True, same_as=rd, role="source")
     return "orr_reg", {"sf": rd.is64, "shift": 0, "rm": rm.num, "imm6": 0, "rn": 31, "rd": rd.num}
 
 
-def _asm_add_sub_immediate(s: _Stmt) -> Encoded:
+def _asm_add_sub_immediate(s: _Stmt) -> _Encoded:
     """add/sub R|sp, R|sp, #imm: 0..4095, optionally lsl #12; a larger multiple of 4096 picks lsl #12."""
     ops = s.operands
     rd = s.reg(ops[0], sp=True, zr=False, role="destination")
@@ -1100,7 +1100,7 @@ def _asm_add_sub_immediate(s: _Stmt) -> Encoded:
     return f"{s.mnemonic}_imm", {"sf": rd.is64, "sh": sh, "imm12": value, "rn": rn.num, "rd": rd.num}
 
 
-def _asm_shifted_register(s: _Stmt) -> Encoded:
+def _asm_shifted_register(s: _Stmt) -> _Encoded:
     """add/sub/orr R, R, R[, shift #n]; only orr may rotate (ror)."""
     ops = s.operands
     rd = s.reg(ops[0], role="destination")
@@ -1114,7 +1114,7 @@ def _asm_shifted_register(s: _Stmt) -> Encoded:
                                  "rn": rn.num, "rd": rd.num}
 
 
-def _asm_logical_immediate(s: _Stmt) -> Encoded:
+def _asm_logical_immediate(s: _Stmt) -> _Encoded:
     ops = s.operands
     rd = s.reg(ops[0], sp=True, role="destination")
     rn = s.reg(ops[1], same_as=rd, role="source")
@@ -1131,7 +1131,7 @@ def _asm_logical_immediate(s: _Stmt) -> Encoded:
     return "orr_imm", {"sf": rd.is64, "n": n, "immr": immr, "imms": imms, "rn": rn.num, "rd": rd.num}
 
 
-def _asm_adr(s: _Stmt) -> Encoded:
+def _asm_adr(s: _Stmt) -> _Encoded:
     ops = s.operands
     rd = s.reg(ops[0], w=False, role="destination")
     address, col = s.target(ops[1])
@@ -1143,7 +1143,7 @@ def _asm_adr(s: _Stmt) -> Encoded:
     return "adr", {"immlo": offset & 3, "immhi": offset >> 2, "rd": rd.num}
 
 
-def _asm_unsigned_offset(s: _Stmt) -> Encoded:
+def _asm_unsigned_offset(s: _Stmt) -> _Encoded:
     """ldr/str R, [X|sp{, #off}]: off a multiple of the access size, up to 4095 of them."""
     ops = s.operands
     rt = s.reg(ops[0], role="transfer register")
@@ -1176,7 +1176,7 @@ def _asm_unsigned_offset(s: _Stmt) -> Encoded:
     return s.mnemonic, {"x": rt.is64, "imm12": offset // size, "rn": base.num, "rt": rt.num}
 
 
-def _asm_literal(s: _Stmt) -> Encoded:
+def _asm_literal(s: _Stmt) -> _Encoded:
     ops = s.operands
     rt = s.reg(ops[0], role="transfer register")
     return "ldr_lit", {"x": rt.is64, "imm19": s.offset(ops[1], 19, 4, "ldr literal"), "rt": rt.num}
@@ -1186,7 +1186,7 @@ def _sysreg_fields(enc: Encoding) -> dict[str, int]:
     return {"o0": enc.op0 & 1, "op1": enc.op1, "crn": enc.crn, "crm": enc.crm, "op2": enc.op2}
 
 
-def _asm_msr(s: _Stmt) -> Encoded:
+def _asm_msr(s: _Stmt) -> _Encoded:
     ops = s.operands
     enc = s.sysreg(ops[0])
     if _is_imm(ops[1]):
@@ -1196,13 +1196,13 @@ def _asm_msr(s: _Stmt) -> Encoded:
     return "msr", _sysreg_fields(enc) | {"rt": rt.num}
 
 
-def _asm_mrs(s: _Stmt) -> Encoded:
+def _asm_mrs(s: _Stmt) -> _Encoded:
     ops = s.operands
     rt = s.reg(ops[0], w=False, role="destination")
     return "mrs", _sysreg_fields(s.sysreg(ops[1])) | {"rt": rt.num}
 
 
-def _asm_daif(s: _Stmt) -> Encoded:
+def _asm_daif(s: _Stmt) -> _Encoded:
     """msr daifset|daifclr, #imm4 (MSR (immediate) with the D, A, I, F mask bits)."""
     ops = s.operands
     name = ops[0].tokens[0].text.lower()
@@ -1213,37 +1213,37 @@ def _asm_daif(s: _Stmt) -> Encoded:
     return f"msr_{name}", {"crm": s.imm(ops[1], 0, 15, f"{name} immediate")}
 
 
-def _asm_bare(s: _Stmt) -> Encoded:
+def _asm_bare(s: _Stmt) -> _Encoded:
     return s.mnemonic, {}
 
 
-def _asm_isb(s: _Stmt) -> Encoded:
+def _asm_isb(s: _Stmt) -> _Encoded:
     ops = s.operands
     if ops and (len(ops[0].tokens) != 1 or ops[0].tokens[0].text.lower() != "sy"):
         raise s.error("isb takes no option other than sy", ops[0].col)
     return "isb", {}
 
 
-def _asm_imm16(s: _Stmt) -> Encoded:
+def _asm_imm16(s: _Stmt) -> _Encoded:
     return s.mnemonic, {"imm16": s.imm(s.operands[0], 0, 0xFFFF, f"{s.mnemonic} immediate")}
 
 
-def _asm_ret(s: _Stmt) -> Encoded:
+def _asm_ret(s: _Stmt) -> _Encoded:
     ops = s.operands
     rn = s.reg(ops[0], w=False, role="return address register").num if ops else 30
     return "ret", {"rn": rn}
 
 
-def _asm_branch(s: _Stmt) -> Encoded:
+def _asm_branch(s: _Stmt) -> _Encoded:
     return s.mnemonic, {"imm26": s.offset(s.operands[0], 26, 4, s.mnemonic)}
 
 
-def _asm_b_cond(s: _Stmt) -> Encoded:
+def _asm_b_cond(s: _Stmt) -> _Encoded:
     cond = _COND_BY_NAME[s.mnemonic[2:]]
     return "b_cond", {"imm19": s.offset(s.operands[0], 19, 4, s.mnemonic), "cond": cond}
 
 
-def _asm_compare_branch(s: _Stmt) -> Encoded:
+def _asm_compare_branch(s: _Stmt) -> _Encoded:
     ops = s.operands
     rt = s.reg(ops[0], role="tested register")
     return s.mnemonic, {"sf": rt.is64, "imm19": s.offset(ops[1], 19, 4, s.mnemonic), "rt": rt.num}
@@ -1350,12 +1350,12 @@ FORMS: tuple[Form, ...] = (
     Form("mrs", "1101010100 1 1 o0:1 op1:3 crn:4 crm:4 op2:3 rt:5", _system_register_read,
          "read the system register (2 + o0, op1, CRn, CRm, op2) into Xt",
          Syntax("mrs", "mrs X, SYSREG", _show_mrs, _asm_mrs, (2, 2), usage="mrs x0, oslsr_el1", note=_SYSREG)),
-    Form("isb", "1101010100 0 00 011 0011 1111 110 11111", _no_operands,
+    Form("isb", "1101010100 0 00 011 0011 1111 110 11111", _direct_fields,
          "instruction synchronization barrier",
          Syntax("isb", "isb", _show_bare, _asm_isb, (0, 1), usage="isb", note="``isb sy`` is accepted too")),
-    Form("nop", "1101010100 0 00 011 0010 0000 000 11111", _no_operands, "no operation",
+    Form("nop", "1101010100 0 00 011 0010 0000 000 11111", _direct_fields, "no operation",
          Syntax("nop", "nop", _show_bare, _asm_bare, usage="nop")),
-    Form("eret", "1101011 0100 11111 0000 0 0 11111 00000", _no_operands,
+    Form("eret", "1101011 0100 11111 0000 0 0 11111 00000", _direct_fields,
          "exception return: pc = ELR, PSTATE = SPSR of the current EL",
          Syntax("eret", "eret", _show_bare, _asm_bare, usage="eret")),
     Form("brk", "11010100 001 imm16:16 000 00", _imm16, "breakpoint exception, with a 16-bit comment",
@@ -1379,7 +1379,7 @@ FORMS: tuple[Form, ...] = (
     Form("cbnz", "sf:1 011010 1 imm19:19 rt:5", _branch19, "branch if Rt is not zero",
          Syntax("cbnz", "cbnz R, T", _show_register_and_target, _asm_compare_branch, (2, 2),
                 usage="cbnz xt, label", note=_NEAR)),
-    Form("ret", "1101011 0 0 10 11111 0000 0 0 rn:5 00000", _no_operands, "return: branch to Xn",
+    Form("ret", "1101011 0 0 10 11111 0000 0 0 rn:5 00000", _direct_fields, "return: branch to Xn",
          Syntax("ret", "ret [X]", _show_ret, _asm_ret, (0, 1), usage="ret [xn]", note="default x30")),
 )
 """Every instruction form of the subset; the rest of this module is derived from it."""
