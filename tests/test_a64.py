@@ -3,11 +3,14 @@
 Every instruction form is checked against Capstone, an independent decoder:
 the word we assemble must mean the same thing to Capstone as our own text
 says, our text must assemble back to the same word, and ``decode`` must pull
-out the fields the source put in.
+out the fields the source put in. The forms table (``FORMS``) is checked
+against what is derived from it: the ops, the SP fields, the usage text and
+the module docstring.
 """
 
 from __future__ import annotations
 
+import random
 import re
 
 import capstone
@@ -15,8 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kvmdbg.arch import a64
 from kvmdbg.arch.a64 import (
     CONDITIONS,
+    FORMS,
     OPS,
     SP_OPERANDS,
     Insn,
@@ -26,6 +31,7 @@ from kvmdbg.arch.a64 import (
     decode_bitmask,
     disassemble,
     encode_bitmask,
+    syntax_table,
 )
 from kvmdbg.arch.registers import REGISTERS, Encoding
 from kvmdbg.errors import AsmError
@@ -438,6 +444,118 @@ def test_b_cond_matches_capstone_for_every_condition(cond: str, index: int) -> N
 def test_cbz_and_cbnz_match_capstone_and_round_trip(op: str, rt: int, is64: bool, index: int) -> None:
     target = HIGH_BASE + 4 * index
     _check(f"{op} {_r(rt, is64)}, {target:#x}", base=HIGH_BASE, op=op, rt=rt, sf=is64, offset=4 * index)
+
+
+# --- The forms table and what is derived from it ----------------------------------------
+
+
+def test_no_word_has_the_fixed_bits_of_two_forms() -> None:
+    # So the order of FORMS cannot change what a word decodes to.
+    for i, a in enumerate(FORMS):
+        for b in FORMS[i + 1:]:
+            assert (a.bits ^ b.bits) & a.mask & b.mask, f"{a.op} and {b.op} overlap"
+
+
+def test_each_encoding_covers_32_bits_with_fixed_bits_and_fields_that_do_not_overlap() -> None:
+    for form in FORMS:
+        covered = form.mask
+        for f in form.fields:
+            field_mask = ((1 << f.width) - 1) << f.lsb
+            assert covered & field_mask == 0, (form.op, f.name)
+            covered |= field_mask
+        assert covered == 0xFFFF_FFFF, form.op
+
+
+@pytest.mark.parametrize("encoding", ["sf:1 10 100101 hw:2 imm16:16 rd:4", "1" * 33, "sf:1 0x2 " + "0" * 29])
+def test_a_malformed_encoding_is_refused_when_the_table_is_built(encoding: str) -> None:
+    with pytest.raises(ValueError):
+        a64.Form("x", encoding, FORMS[0].to_insn, "", FORMS[0].syntax)
+
+
+def test_ops_are_exactly_the_ops_of_the_table_and_unknown() -> None:
+    ops = [form.op for form in FORMS]
+    assert len(ops) == len(set(ops))
+    assert OPS == set(ops) | {"unknown"}
+
+
+def test_sp_operands_are_the_register_fields_the_table_marks_as_sp() -> None:
+    assert SP_OPERANDS == {form.op: set(form.sp) for form in FORMS if form.sp}
+    for form in FORMS:
+        names = {f.name for f in form.fields}
+        assert set(form.sp) <= names & {"rd", "rn", "rm", "rt"}, form.op
+
+
+def test_pack_refuses_missing_fields_and_values_that_do_not_fit() -> None:
+    movz = next(form for form in FORMS if form.op == "movz")
+    assert movz.pack({"sf": 1, "hw": 1, "imm16": 0x1234, "rd": 3}) == 0xD2A24683
+    with pytest.raises(ValueError):
+        movz.pack({"sf": 1, "hw": 1, "imm16": 0x1234})
+    with pytest.raises(ValueError):
+        movz.pack({"sf": 1, "hw": 4, "imm16": 0x1234, "rd": 3})
+
+
+def _words_of(form: a64.Form, n: int, seed: int) -> list[int]:
+    """Words with the form's fixed bits; each field 0, 1, all ones or random, so aliases and edges occur."""
+    rng = random.Random(seed)
+    words = []
+    for _ in range(n):
+        values = {}
+        for f in form.fields:
+            top = (1 << f.width) - 1
+            values[f.name] = rng.choice([0, 1, top, rng.randint(0, top)])
+        words.append(form.pack(values))
+    return words
+
+
+@pytest.mark.parametrize("form", FORMS, ids=lambda form: form.op)
+def test_every_form_round_trips_from_word_to_text_and_back(form: a64.Form) -> None:
+    decoded = 0
+    for word in _words_of(form, 300, seed=len(form.op)):
+        insn = decode(word)
+        assert insn.op in (form.op, "unknown"), (hex(word), insn.op)  # unknown: a reserved field value
+        if insn.op == "unknown":
+            continue
+        decoded += 1
+        text = disassemble(word, HIGH_BASE)
+        assert assemble(text, HIGH_BASE).words == (word,), text
+        assert decode(word) == insn
+    assert decoded > 100, f"only {decoded} of 300 {form.op} words decode"
+
+
+def test_every_syntax_in_the_table_is_the_preferred_text_of_some_word() -> None:
+    shown: set[tuple[str, str]] = set()
+    for form in FORMS:
+        for word in _words_of(form, 2000, seed=13):
+            insn = decode(word)
+            text = disassemble(word, HIGH_BASE)
+            if insn.op != "unknown" and not text.startswith(".inst"):
+                mnemonic = text.split()[0]
+                shown.add((form.op, "b.<cond>" if mnemonic.startswith("b.") else mnemonic))
+    for form in FORMS:
+        for syntax in form.syntaxes:
+            assert (form.op, syntax.mnemonic) in shown, (form.op, syntax.source)
+
+
+def test_usage_in_errors_lists_every_assembler_syntax_of_the_mnemonic() -> None:
+    for form in FORMS:
+        for syntax in form.syntaxes:
+            if not syntax.usage:
+                continue
+            assert syntax.parse is not None, syntax.source
+            for spelling in syntax.spellings:
+                reason = _error(f"{spelling} " + ", ".join(["x0"] * 6)).reason
+                assert reason.startswith("unexpected extra operand; usage: ")
+                assert syntax.usage in reason.split("usage: ", 1)[1].split(" | "), (spelling, reason)
+
+
+def test_the_module_docstring_shows_the_table_rendered_from_forms() -> None:
+    doc = a64.__doc__ or ""
+    assert syntax_table() in doc, "the a64 docstring table is out of date; paste in:\n" + syntax_table()
+    rows = [line for line in doc.splitlines() if line.startswith("``")]
+    for form in FORMS:
+        for syntax in form.syntaxes:
+            assert any(row.startswith(f"``{syntax.source}``") and f" {form.op} " in row for row in rows), (
+                form.op, syntax.source)
 
 
 # --- Any word: decode, disassemble, round trip ------------------------------------------

@@ -8,6 +8,13 @@ encodings are those of the Arm Architecture Reference Manual (DDI 0487),
 section C4 "A64 Instruction Set Encoding"; the test suite checks every form
 against the Capstone disassembler.
 
+Every instruction is described once, as a row of :data:`FORMS`: its decode
+op, its encoding written the way the Arm ARM draws it, the small function
+that turns the encoding's fields into :class:`Insn` fields, and the source
+syntaxes that assemble to it and print it. The decoder, the disassembler, the
+assembler, :data:`OPS`, :data:`SP_OPERANDS`, the usage text of errors and the
+table below (:func:`syntax_table`) are all read off that table.
+
 The supported subset
 ====================
 
@@ -18,36 +25,67 @@ instruction itself (``.``, ``.+8``, ``.-0x10``). The last column says what
 register number 31 means in each register field of :class:`Insn`; anywhere
 it is not listed as SP it is the zero register (xzr/wzr).
 
-=========================================  ===========  ==============================================
-Source form                                decode op    Notes (range; register 31)
-=========================================  ===========  ==============================================
-``mov R, R``                               orr_reg      alias of ``orr Rd, zr, Rm``
-``mov X|sp, X|sp`` (one side sp)           add_imm      alias of ``add Rd, Rn, #0``; rd, rn: 31 = SP
-``mov R, #imm``                            movz, movn   only values one MOVZ or MOVN can make;
-                                                        otherwise an error shows the movz/movk lines
-``movz|movn|movk R, #imm16[, lsl #s]``     movz ...     imm16 0..65535; s 0/16/32/48 (w: 0/16)
-``adr X, T``                               adr          -1 MiB .. +1 MiB - 1, any byte
-``add|sub R|sp, R|sp, #imm[, lsl #12]``    add_imm ...  imm 0..4095 (or a multiple of 4096 up to
-                                                        4095 << 12); rd, rn: 31 = SP
-``add|sub R, R, R[, lsl|lsr|asr #n]``      add_reg ...  n 0..63 (w: 0..31); no sp
-``orr R, R, R[, lsl|lsr|asr|ror #n]``      orr_reg      n 0..63 (w: 0..31); no sp
-``orr R|sp, R, #bitmask``                  orr_imm      a logical (bitmask) immediate; rd: 31 = SP
-``ldr|str R, [X|sp{, #off}]``              ldr, str     off 0..32760 step 8 (x), 0..16380 step 4 (w);
-                                                        rn: 31 = SP
-``ldr R, T``                               ldr_lit      literal load, ±1 MiB, multiple of 4
-``msr SYSREG, X`` / ``mrs X, SYSREG``      msr, mrs     every name in REGISTERS (any case) or
-                                                        ``s<op0>_<op1>_c<n>_c<m>_<op2>``, op0 2 or 3
-``msr daifset|daifclr, #imm4``             msr_daifset  imm 0..15 (D A I F mask bits)
-                                           msr_daifclr
-``isb`` / ``nop`` / ``eret``               isb ...      no operands (``isb sy`` is accepted too)
-``brk|hvc|svc|udf #imm16``                 brk ...      imm 0..65535
-``b|bl T``                                 b, bl        ±128 MiB, multiple of 4
-``b.<cond> T``                             b_cond       ±1 MiB; eq ne cs/hs cc/lo mi pl vs vc hi ls
-                                                        ge lt gt le al nv
-``cbz|cbnz R, T``                          cbz, cbnz    ±1 MiB, multiple of 4
-``ret [X]``                                ret          default x30
-``.word imm32[, imm32 ...]`` (``.inst``)   (any)        emits the words as they are
-=========================================  ===========  ==============================================
+========================================  ===========  =============================================================
+Source form                               decode op    Meaning; range; register 31
+========================================  ===========  =============================================================
+``orr R, R, R[, lsl|lsr|asr|ror #n]``     orr_reg      Rd = Rn OR (Rm shifted by imm6); n 0..63 (w: 0..31); no sp
+``mov R, R``                              orr_reg      alias of ``orr Rd, zr, Rm``
+``orr R|sp, R, #bitmask``                 orr_imm      Rd = Rn OR a logical immediate; bitmask: a rotated run of
+                                                       ones, repeated in elements of 2, 4, 8, 16, 32 or 64 bits; rd:
+                                                       31 = SP
+``add R|sp, R|sp, #imm[, lsl #12]``       add_imm      Rd = Rn + imm12, shifted left by 0 or 12; imm 0..4095 (or a
+                                                       multiple of 4096 up to 4095 << 12); rd, rn: 31 = SP
+``mov X|sp, X|sp``                        add_imm      one side sp; alias of ``add Rd, Rn, #0``; rd, rn: 31 = SP
+``sub R|sp, R|sp, #imm[, lsl #12]``       sub_imm      Rd = Rn - imm12, shifted left by 0 or 12; imm 0..4095 (or a
+                                                       multiple of 4096 up to 4095 << 12); rd, rn: 31 = SP
+``add R, R, R[, lsl|lsr|asr #n]``         add_reg      Rd = Rn + (Rm shifted by imm6); n 0..63 (w: 0..31); no sp
+``sub R, R, R[, lsl|lsr|asr #n]``         sub_reg      Rd = Rn - (Rm shifted by imm6); n 0..63 (w: 0..31); no sp
+``movz R, #imm16[, lsl #s]``              movz         Rd = imm16 << 16 * hw, the other bits zero; imm16 0..65535; s
+                                                       0/16/32/48 (w: 0/16)
+``mov R, #imm``                           movz         alias of movz or movn, whichever makes the value; a value
+                                                       neither makes is an error that shows the movz/movk lines
+``movn R, #imm16[, lsl #s]``              movn         Rd = NOT(imm16 << 16 * hw); imm16 0..65535; s 0/16/32/48 (w:
+                                                       0/16)
+``mov R, #imm``                           movn         alias of movn (assembled by the row above)
+``movk R, #imm16[, lsl #s]``              movk         bits 16 * hw + 15 .. 16 * hw of Rd = imm16, the other bits
+                                                       kept; imm16 0..65535; s 0/16/32/48 (w: 0/16)
+``adr X, T``                              adr          Rd = the address of the instruction + offset; -1 MiB .. +1
+                                                       MiB - 1, any byte
+``ldr R, [X|sp{, #off}]``                 ldr          load Rt from Rn + imm12 * the access size; off 0..32760 step
+                                                       8 (x), 0..16380 step 4 (w); rn: 31 = SP
+``ldr R, T``                              ldr_lit      load Rt from the address of the instruction + offset; literal
+                                                       load, ±1 MiB, multiple of 4
+``str R, [X|sp{, #off}]``                 str          store Rt to Rn + imm12 * the access size; off 0..32760 step 8
+                                                       (x), 0..16380 step 4 (w); rn: 31 = SP
+``msr SYSREG, X``                         msr          write Xt to the system register (2 + o0, op1, CRn, CRm, op2);
+                                                       SYSREG: any name in REGISTERS (any case) or
+                                                       ``s<op0>_<op1>_c<n>_c<m>_<op2>``, op0 2 or 3
+``msr daifset, #imm4``                    msr_daifset  mask the exceptions whose PSTATE.{D, A, I, F} bits are set in
+                                                       CRm; imm 0..15 (D A I F mask bits)
+``msr daifclr, #imm4``                    msr_daifclr  unmask the exceptions whose PSTATE.{D, A, I, F} bits are set
+                                                       in CRm; imm 0..15 (D A I F mask bits)
+``mrs X, SYSREG``                         mrs          read the system register (2 + o0, op1, CRn, CRm, op2) into
+                                                       Xt; SYSREG: any name in REGISTERS (any case) or
+                                                       ``s<op0>_<op1>_c<n>_c<m>_<op2>``, op0 2 or 3
+``isb``                                   isb          instruction synchronization barrier; ``isb sy`` is accepted
+                                                       too
+``nop``                                   nop          no operation
+``eret``                                  eret         exception return: pc = ELR, PSTATE = SPSR of the current EL
+``brk #imm16``                            brk          breakpoint exception, with a 16-bit comment; imm 0..65535
+``hvc #imm16``                            hvc          hypervisor call (to EL2); imm 0..65535
+``svc #imm16``                            svc          supervisor call (to EL1); imm 0..65535
+``udf #imm16``                            udf          permanently undefined; imm 0..65535
+``b T``                                   b            branch to the address of the instruction + offset; ±128 MiB,
+                                                       multiple of 4
+``bl T``                                  bl           branch with link: x30 = the address of the next instruction;
+                                                       ±128 MiB, multiple of 4
+``b.<cond> T``                            b_cond       branch if the condition holds on NZCV; ±1 MiB, multiple of 4;
+                                                       eq ne cs/hs cc/lo mi pl vs vc hi ls ge lt gt le al nv
+``cbz R, T``                              cbz          branch if Rt is zero; ±1 MiB, multiple of 4
+``cbnz R, T``                             cbnz         branch if Rt is not zero; ±1 MiB, multiple of 4
+``ret [X]``                               ret          return: branch to Xn; default x30
+``.word imm32[, imm32 ...]`` (``.inst``)  (any)        emits the words as they are
+========================================  ===========  =============================================================
 
 Words outside the subset decode to op ``"unknown"`` and disassemble to
 ``.inst 0x........``. The full set of ``decode`` ops is :data:`OPS`. An orr
@@ -70,10 +108,11 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 from kvmdbg.arch.registers import REGISTERS, Encoding, lookup_encoding
 from kvmdbg.errors import AsmError, AsmTypeError
@@ -81,6 +120,7 @@ from kvmdbg.errors import AsmError, AsmTypeError
 __all__ = [
     "Program",
     "Insn",
+    "FORMS",
     "OPS",
     "SP_OPERANDS",
     "CONDITIONS",
@@ -94,26 +134,6 @@ __all__ = [
 MASK32 = 0xFFFF_FFFF
 MASK64 = (1 << 64) - 1
 ADDRESS_LIMIT = 1 << 48
-
-OPS = frozenset(
-    {
-        "movz", "movk", "movn", "orr_reg", "orr_imm", "add_imm", "sub_imm", "add_reg", "sub_reg",
-        "adr", "ldr", "str", "ldr_lit", "msr", "mrs", "msr_daifset", "msr_daifclr", "isb", "nop",
-        "brk", "hvc", "svc", "udf", "b", "bl", "b_cond", "cbz", "cbnz", "ret", "eret", "unknown",
-    }
-)
-"""Every value :attr:`Insn.op` can take."""
-
-SP_OPERANDS: Mapping[str, frozenset[str]] = MappingProxyType(
-    {
-        "add_imm": frozenset({"rd", "rn"}),
-        "sub_imm": frozenset({"rd", "rn"}),
-        "orr_imm": frozenset({"rd"}),
-        "ldr": frozenset({"rn"}),
-        "str": frozenset({"rn"}),
-    }
-)
-"""For each op, the register fields in which 31 means SP; in every other field it means xzr/wzr."""
 
 CONDITIONS: tuple[str, ...] = (
     "eq", "ne", "hs", "lo", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt", "gt", "le", "al", "nv",
@@ -186,7 +206,7 @@ def encode_bitmask(value: int, datasize: int) -> tuple[int, int, int] | None:
     return None
 
 
-# --- Decoding -------------------------------------------------------------------
+# --- Decoded instructions -------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,96 +266,248 @@ def _signed(value: int, bits: int) -> int:
 
 
 _SHIFT_NAMES = ("lsl", "lsr", "asr", "ror")
-_FIXED = {0xD503201F: "nop", 0xD5033FDF: "isb", 0xD69F03E0: "eret"}
 
 
-def decode(word: int) -> Insn:
-    """Split a 32-bit A64 word into fields; words outside the subset give op "unknown"."""
-    if isinstance(word, bool) or not isinstance(word, int) or not 0 <= word <= MASK32:
-        return Insn("unknown", word if isinstance(word, int) and not isinstance(word, bool) else 0)
-    w = word
-    rd = w & 0x1F
-    rn = (w >> 5) & 0x1F
-    rm = (w >> 16) & 0x1F
-    sf = bool(w >> 31)
-    unknown = Insn("unknown", w)
+# --- Instruction forms ------------------------------------------------------------
+#
+# The shape follows QEMU's decodetree (docs/devel/decodetree.rst): an encoding
+# is a line of fixed bits and named fields, most significant bit first, and a
+# small function per instruction class turns the fields into operands.
 
-    if w in _FIXED:
-        return Insn(_FIXED[w], w)
-    if (w & 0xFFFFF0FF) in (0xD50340DF, 0xD50340FF):
-        op = "msr_daifset" if (w & 0xFF) == 0xDF else "msr_daifclr"
-        return Insn(op, w, imm=(w >> 8) & 0xF)
-    if (w & 0xFFE0001F) == 0xD4200000:
-        return Insn("brk", w, imm=(w >> 5) & 0xFFFF)
-    if (w & 0xFFE0001F) == 0xD4000002:
-        return Insn("hvc", w, imm=(w >> 5) & 0xFFFF)
-    if (w & 0xFFE0001F) == 0xD4000001:
-        return Insn("svc", w, imm=(w >> 5) & 0xFFFF)
-    if (w & 0xFFFF0000) == 0:
-        return Insn("udf", w, imm=w & 0xFFFF)
-    if (w & 0xFFFFFC1F) == 0xD65F0000:
-        return Insn("ret", w, rn=rn)
-    if (w & 0xFFF00000) in (0xD5100000, 0xD5300000):
-        enc = Encoding(2 | (w >> 19) & 1, (w >> 16) & 7, (w >> 12) & 0xF, (w >> 8) & 0xF, (w >> 5) & 7)
-        read = bool(w & (1 << 21))
-        return Insn("mrs" if read else "msr", w, rt=rd, sysreg=enc, is_read=read)
-
-    # Data processing, immediate.
-    if (w & 0x1F800000) == 0x12800000:  # move wide
-        opc = (w >> 29) & 3
-        hw = (w >> 21) & 3
-        if opc == 1 or (not sf and hw >= 2):
-            return unknown
-        op = {0: "movn", 2: "movz", 3: "movk"}[opc]
-        return Insn(op, w, rd=rd, imm=(w >> 5) & 0xFFFF, shift=hw * 16, sf=sf)
-    if (w & 0x3F800000) == 0x11000000:  # add/sub immediate, S = 0
-        op = "sub_imm" if w & (1 << 30) else "add_imm"
-        sh = 12 if w & (1 << 22) else 0
-        return Insn(op, w, rd=rd, rn=rn, imm=(w >> 10) & 0xFFF, shift=sh, sf=sf)
-    if (w & 0x7F800000) == 0x32000000:  # orr immediate
-        value = decode_bitmask((w >> 22) & 1, (w >> 16) & 0x3F, (w >> 10) & 0x3F, 64 if sf else 32)
-        if value is None:
-            return unknown
-        return Insn("orr_imm", w, rd=rd, rn=rn, imm=value, sf=sf)
-    if (w & 0x9F000000) == 0x10000000:  # adr
-        offset = _signed(((w >> 5) & 0x7FFFF) << 2 | (w >> 29) & 3, 21)
-        return Insn("adr", w, rd=rd, offset=offset)
-
-    # Data processing, register.
-    imm6 = (w >> 10) & 0x3F
-    stype = (w >> 22) & 3
-    if (w & 0x7F200000) == 0x2A000000:  # orr shifted register
-        if not sf and imm6 >= 32:
-            return unknown
-        return Insn("orr_reg", w, rd=rd, rn=rn, rm=rm, shift=imm6, shift_type=_SHIFT_NAMES[stype], sf=sf)
-    if (w & 0x3F200000) == 0x0B000000:  # add/sub shifted register, S = 0
-        if stype == 3 or (not sf and imm6 >= 32):
-            return unknown
-        op = "sub_reg" if w & (1 << 30) else "add_reg"
-        return Insn(op, w, rd=rd, rn=rn, rm=rm, shift=imm6, shift_type=_SHIFT_NAMES[stype], sf=sf)
-
-    # Loads and stores.
-    top = w & 0xFFC00000
-    if top in (0xF9400000, 0xF9000000, 0xB9400000, 0xB9000000):
-        size = 8 if top & (1 << 30) else 4
-        op = "ldr" if top & (1 << 22) else "str"
-        return Insn(op, w, rn=rn, rt=rd, imm=((w >> 10) & 0xFFF) * size, size=size, sf=size == 8)
-    if (w & 0xBF000000) == 0x18000000:
-        size = 8 if w & (1 << 30) else 4
-        return Insn("ldr_lit", w, rt=rd, size=size, sf=size == 8, offset=_signed((w >> 5) & 0x7FFFF, 19) * 4)
-
-    # Branches.
-    if (w & 0x7C000000) == 0x14000000:
-        return Insn("bl" if sf else "b", w, offset=_signed(w & 0x3FFFFFF, 26) * 4)
-    if (w & 0xFF000010) == 0x54000000:
-        return Insn("b_cond", w, cond=w & 0xF, offset=_signed((w >> 5) & 0x7FFFF, 19) * 4)
-    if (w & 0x7E000000) == 0x34000000:
-        op = "cbnz" if w & (1 << 24) else "cbz"
-        return Insn(op, w, rt=rd, sf=sf, offset=_signed((w >> 5) & 0x7FFFF, 19) * 4)
-    return unknown
+_FIELD_RE = re.compile(r"([a-z][a-z0-9]*):([1-9][0-9]?)")
 
 
-# --- Disassembly ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class BitField:
+    """A field of an encoding: ``width`` bits from bit ``lsb`` up."""
+
+    name: str
+    lsb: int
+    width: int
+
+
+def _parse_encoding(text: str) -> tuple[int, int, tuple[BitField, ...]]:
+    """(fixed bits, mask of the fixed bits, fields) of an encoding such as ``"sf:1 10 100101 hw:2 ..."``."""
+    bits = mask = 0
+    fields: list[BitField] = []
+    pos = 32
+    for token in text.split():
+        if set(token) <= {"0", "1"}:
+            pos -= len(token)
+            bits |= int(token, 2) << pos
+            mask |= _ones(len(token)) << pos
+            continue
+        m = _FIELD_RE.fullmatch(token)
+        if m is None:
+            raise ValueError(f"bad token {token!r} in encoding {text!r}")
+        pos -= int(m.group(2))
+        fields.append(BitField(m.group(1), pos, int(m.group(2))))
+    if pos != 0:
+        raise ValueError(f"encoding {text!r} has {32 - pos} bits, not 32")
+    return bits, mask, tuple(fields)
+
+
+class InsnFields(TypedDict, total=False):
+    """Keyword arguments of :class:`Insn` that a form's fields give."""
+
+    rd: int | None
+    rn: int | None
+    rm: int | None
+    rt: int | None
+    imm: int
+    shift: int
+    shift_type: str
+    sf: bool
+    size: int
+    cond: int | None
+    offset: int | None
+    sysreg: Encoding | None
+    is_read: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Syntax:
+    """One way of writing a form in assembly source, and of printing it.
+
+    ``show(mnemonic, insn, pc)`` is the disassembly; an alias's ``show``
+    returns None for the words it is not the preferred text of (the Arm ARM
+    gives each alias such a condition). ``parse`` reads the operands of a
+    statement and returns the op it assembles to with that op's field
+    values; None marks a syntax that is only ever printed. ``accepts`` picks
+    this syntax among those sharing its mnemonic (None: always), after the
+    statement has between ``count[0]`` and ``count[1]`` operands. ``usage``
+    goes into error messages (joined with `` | `` over a mnemonic's
+    syntaxes), ``source`` and ``note`` into the documentation table.
+    ``b.<cond>`` stands for every condition spelling.
+    """
+
+    mnemonic: str
+    source: str
+    show: Callable[[str, Insn, int], str | None]
+    parse: Callable[[_Stmt], _Encoded] | None = None
+    count: tuple[int, int] = (0, 0)
+    _: KW_ONLY
+    accepts: Callable[[Sequence[_Operand]], bool] | None = None
+    usage: str = ""
+    note: str = ""
+
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        """The mnemonics a statement may use for this syntax."""
+        if self.mnemonic == "b.<cond>":
+            return tuple(f"b.{c}" for c in _COND_BY_NAME)
+        return (self.mnemonic,)
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """One instruction form: a decode op, its encoding and its syntaxes.
+
+    ``to_insn`` gets the encoding's field values by name and returns the
+    :class:`Insn` fields they mean, or None for a reserved combination
+    (decoded as ``"unknown"``). Fields named like :class:`Insn` attributes
+    (rd, rn, rm, rt, cond, sf) go into the Insn as they are, without help.
+    ``syntax`` is the instruction's own spelling and ``aliases`` the others
+    (tried first when printing); ``sp`` names the register fields in which
+    31 means SP.
+    """
+
+    op: str
+    encoding: str
+    to_insn: Callable[[dict[str, int]], InsnFields | None]
+    doc: str
+    syntax: Syntax
+    aliases: tuple[Syntax, ...] = ()
+    sp: tuple[str, ...] = ()
+    bits: int = field(init=False, repr=False)
+    mask: int = field(init=False, repr=False)
+    fields: tuple[BitField, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        bits, mask, fields = _parse_encoding(self.encoding)
+        object.__setattr__(self, "bits", bits)
+        object.__setattr__(self, "mask", mask)
+        object.__setattr__(self, "fields", fields)
+
+    @property
+    def syntaxes(self) -> tuple[Syntax, ...]:
+        return (self.syntax, *self.aliases)
+
+    def matches(self, word: int) -> bool:
+        return word & self.mask == self.bits
+
+    def unpack(self, word: int) -> dict[str, int]:
+        return {f.name: word >> f.lsb & _ones(f.width) for f in self.fields}
+
+    def pack(self, values: Mapping[str, int]) -> int:
+        """The word with these field values (every field, each in range)."""
+        if set(values) != {f.name for f in self.fields}:
+            raise ValueError(f"{self.op} takes fields {[f.name for f in self.fields]}, not {sorted(values)}")
+        word = self.bits
+        for f in self.fields:
+            value = int(values[f.name])
+            if not 0 <= value <= _ones(f.width):
+                raise ValueError(f"{self.op} field {f.name} = {value} does not fit in {f.width} bits")
+            word |= value << f.lsb
+        return word
+
+    def decode(self, word: int) -> Insn:
+        values = self.unpack(word)
+        meaning = self.to_insn(values)
+        if meaning is None:
+            return Insn("unknown", word)
+        kwargs: InsnFields = {"rd": values.get("rd"), "rn": values.get("rn"), "rm": values.get("rm"),
+                              "rt": values.get("rt"), "cond": values.get("cond"), "sf": bool(values.get("sf", 1))}
+        kwargs.update(meaning)
+        return Insn(self.op, word, **kwargs)
+
+    def show(self, insn: Insn, pc: int) -> str:
+        """The preferred text of ``insn``: the first alias that applies, else the form's own syntax."""
+        for syntax in (*self.aliases, self.syntax):
+            text = syntax.show(syntax.mnemonic, insn, pc)
+            if text is not None:
+                return text
+        raise AssertionError(f"{self.op}: its own syntax must always print")
+
+
+# --- From an encoding's fields to Insn fields -------------------------------------
+
+
+def _direct_fields(f: dict[str, int]) -> InsnFields:
+    """For forms whose fields all go into the Insn as they are (or that have none)."""
+    return {}
+
+
+def _wide_immediate(f: dict[str, int]) -> InsnFields | None:
+    """MOVZ/MOVN/MOVK: imm16 shifted left by 16 * hw; 32-bit forms have only hw 0 and 1."""
+    if not f["sf"] and f["hw"] >= 2:
+        return None
+    return {"imm": f["imm16"], "shift": 16 * f["hw"]}
+
+
+def _add_sub_immediate(f: dict[str, int]) -> InsnFields:
+    return {"imm": f["imm12"], "shift": 12 * f["sh"]}
+
+
+def _logical_immediate(f: dict[str, int]) -> InsnFields | None:
+    """ORR (immediate): the value of the bitmask (N, immr, imms); reserved combinations are unknown."""
+    value = decode_bitmask(f["n"], f["immr"], f["imms"], 64 if f["sf"] else 32)
+    return None if value is None else {"imm": value}
+
+
+def _adr_offset(f: dict[str, int]) -> InsnFields:
+    return {"offset": _signed(f["immhi"] << 2 | f["immlo"], 21)}
+
+
+def _logical_shifted_register(f: dict[str, int]) -> InsnFields | None:
+    """ORR (shifted register); ``shift`` is the Arm ARM's name for the shift type, imm6 the amount."""
+    if not f["sf"] and f["imm6"] >= 32:
+        return None
+    return {"shift": f["imm6"], "shift_type": _SHIFT_NAMES[f["shift"]]}
+
+
+def _add_sub_shifted_register(f: dict[str, int]) -> InsnFields | None:
+    """ADD/SUB (shifted register): as ORR, but shift type 11 (ror) is reserved."""
+    return None if f["shift"] == 3 else _logical_shifted_register(f)
+
+
+def _unsigned_offset(f: dict[str, int]) -> InsnFields:
+    """LDR/STR (immediate, unsigned offset): x is the low bit of size; imm12 counts accesses."""
+    size = 8 if f["x"] else 4
+    return {"imm": f["imm12"] * size, "size": size, "sf": size == 8}
+
+
+def _literal(f: dict[str, int]) -> InsnFields:
+    size = 8 if f["x"] else 4
+    return {"size": size, "sf": size == 8, "offset": _signed(f["imm19"], 19) * 4}
+
+
+def _system_register(f: dict[str, int]) -> InsnFields:
+    """MSR/MRS (register): op0 is 2 or 3, so only its low bit (o0) is in the word."""
+    return {"sysreg": Encoding(2 | f["o0"], f["op1"], f["crn"], f["crm"], f["op2"])}
+
+
+def _system_register_read(f: dict[str, int]) -> InsnFields:
+    return _system_register(f) | {"is_read": True}
+
+
+def _daif_mask(f: dict[str, int]) -> InsnFields:
+    return {"imm": f["crm"]}
+
+
+def _imm16(f: dict[str, int]) -> InsnFields:
+    return {"imm": f["imm16"]}
+
+
+def _branch26(f: dict[str, int]) -> InsnFields:
+    return {"offset": _signed(f["imm26"], 26) * 4}
+
+
+def _branch19(f: dict[str, int]) -> InsnFields:
+    return {"offset": _signed(f["imm19"], 19) * 4}
+
+
+# --- Disassembly: the text of each syntax -----------------------------------------
 
 
 def _reg(n: int | None, sf: bool, sp: bool = False) -> str:
@@ -370,92 +542,113 @@ def _shift_suffix(insn: Insn) -> str:
     return f", {insn.shift_type} {_imm(insn.shift)}"
 
 
-def disassemble(word: int, pc: int = 0) -> str:
-    """Canonical text for ``word`` located at address ``pc``.
 
-    Uses the aliases the Arm ARM prefers (``mov``), absolute addresses for
-    pc-relative targets and ``.inst 0x........`` for words outside the subset.
+def _show_move_wide(m: str, insn: Insn, pc: int) -> str:
+    suffix = f", lsl {_imm(insn.shift)}" if insn.shift else ""
+    return f"{m} {_reg(insn.rd, insn.sf)}, {_imm(insn.imm)}{suffix}"
+
+
+def _show_mov_wide(m: str, insn: Insn, pc: int) -> str | None:
+    """MOV (wide immediate) for movz, MOV (inverted wide immediate) for movn, with the value moved.
+
+    Not for a zero imm16 with hw > 0, nor for a 32-bit movn of imm16 0xffff:
+    mov of those values assembles to another word, so the Arm ARM prints
+    them as plain movz/movn.
     """
-    insn = decode(word)
-    if insn.op == "unknown":
-        shown = word if isinstance(word, int) and not isinstance(word, bool) else 0
-        return f".inst {shown & MASK32:#010x}"
-    text = _text(insn, pc)
-    if insn.op == "orr_imm" and _orr_imm_word(insn) != word:
-        # A valid but non-canonical bitmask encoding (immr bits the element
-        # size ignores): our text would assemble to a different word.
-        return f".inst {word:#010x}  // {text}"
+    if insn.imm == 0 and insn.shift:
+        return None
+    if insn.op == "movn" and not insn.sf and insn.imm == 0xFFFF:
+        return None
+    bits = 64 if insn.sf else 32
+    value = insn.imm << insn.shift
+    if insn.op == "movn":
+        value = ~value & _ones(bits)
+    return f"{m} {_reg(insn.rd, insn.sf)}, {_imm(_signed(value, bits))}"
+
+
+def _show_add_sub_immediate(m: str, insn: Insn, pc: int) -> str:
+    rd, rn = _reg(insn.rd, insn.sf, sp=True), _reg(insn.rn, insn.sf, sp=True)
+    suffix = ", lsl #12" if insn.shift else ""
+    return f"{m} {rd}, {rn}, {_imm(insn.imm)}{suffix}"
+
+
+def _show_mov_sp(m: str, insn: Insn, pc: int) -> str | None:
+    """MOV (to/from SP): add #0 with sp on one side (or both)."""
+    if insn.imm != 0 or insn.shift != 0 or 31 not in (insn.rd, insn.rn):
+        return None
+    return f"{m} {_reg(insn.rd, insn.sf, sp=True)}, {_reg(insn.rn, insn.sf, sp=True)}"
+
+
+def _show_shifted_register(m: str, insn: Insn, pc: int) -> str:
+    rd, rn, rm = _reg(insn.rd, insn.sf), _reg(insn.rn, insn.sf), _reg(insn.rm, insn.sf)
+    return f"{m} {rd}, {rn}, {rm}{_shift_suffix(insn)}"
+
+
+def _show_mov_register(m: str, insn: Insn, pc: int) -> str | None:
+    """MOV (register): orr from the zero register, unshifted."""
+    if insn.rn != 31 or _shift_suffix(insn):
+        return None
+    return f"{m} {_reg(insn.rd, insn.sf)}, {_reg(insn.rm, insn.sf)}"
+
+
+def _show_logical_immediate(m: str, insn: Insn, pc: int) -> str:
+    """ORR (immediate); a word whose (N, immr, imms) is not the canonical one shows as .inst.
+
+    Such a word sets immr bits the element size ignores: it decodes to the
+    same value, but our text would assemble to a different word.
+    """
+    text = f"{m} {_reg(insn.rd, insn.sf, sp=True)}, {_reg(insn.rn, insn.sf)}, #{insn.imm:#x}"
+    f = _FORM_BY_OP[insn.op].unpack(insn.word)
+    if encode_bitmask(insn.imm, 64 if insn.sf else 32) != (f["n"], f["immr"], f["imms"]):
+        return f".inst {insn.word:#010x}  // {text}"
     return text
 
 
-def _orr_imm_word(insn: Insn) -> int | None:
-    enc = encode_bitmask(insn.imm, 64 if insn.sf else 32)
-    if enc is None:
-        return None
-    n, immr, imms = enc
-    rn, rd = insn.rn or 0, insn.rd or 0
-    return insn.sf << 31 | 0x32000000 | n << 22 | immr << 16 | imms << 10 | rn << 5 | rd
+def _show_adr(m: str, insn: Insn, pc: int) -> str:
+    return f"{m} {_reg(insn.rd, True)}, {_addr(pc, insn.offset)}"
 
 
-def _text(insn: Insn, pc: int) -> str:
-    op = insn.op
-    sf = insn.sf
-    if op in ("movz", "movn", "movk"):
-        rd = _reg(insn.rd, sf)
-        bits = 64 if sf else 32
-        if op == "movk":
-            alias = False
-        elif op == "movz":
-            alias = not (insn.imm == 0 and insn.shift)
-        else:
-            alias = not (insn.imm == 0 and insn.shift) and not (not sf and insn.imm == 0xFFFF)
-        if alias:
-            value = insn.imm << insn.shift
-            if op == "movn":
-                value = ~value & _ones(bits)
-            return f"mov {rd}, {_imm(_signed(value, bits))}"
-        suffix = f", lsl {_imm(insn.shift)}" if insn.shift else ""
-        return f"{op} {rd}, {_imm(insn.imm)}{suffix}"
-    if op in ("add_imm", "sub_imm"):
-        rd, rn = _reg(insn.rd, sf, sp=True), _reg(insn.rn, sf, sp=True)
-        if op == "add_imm" and insn.imm == 0 and insn.shift == 0 and 31 in (insn.rd, insn.rn):
-            return f"mov {rd}, {rn}"
-        suffix = ", lsl #12" if insn.shift else ""
-        return f"{op[:3]} {rd}, {rn}, {_imm(insn.imm)}{suffix}"
-    if op == "orr_imm":
-        return f"orr {_reg(insn.rd, sf, sp=True)}, {_reg(insn.rn, sf)}, #{insn.imm:#x}"
-    if op in ("orr_reg", "add_reg", "sub_reg"):
-        rd, rn, rm = _reg(insn.rd, sf), _reg(insn.rn, sf), _reg(insn.rm, sf)
-        suffix = _shift_suffix(insn)
-        if op == "orr_reg" and insn.rn == 31 and not suffix:
-            return f"mov {rd}, {rm}"
-        return f"{op[:3]} {rd}, {rn}, {rm}{suffix}"
-    if op == "adr":
-        return f"adr {_reg(insn.rd, True)}, {_addr(pc, insn.offset)}"
-    if op in ("ldr", "str"):
-        mem = _reg(insn.rn, True, sp=True)
-        mem = f"[{mem}, {_imm(insn.imm)}]" if insn.imm else f"[{mem}]"
-        return f"{op} {_reg(insn.rt, sf)}, {mem}"
-    if op == "ldr_lit":
-        return f"ldr {_reg(insn.rt, sf)}, {_addr(pc, insn.offset)}"
-    if op == "msr":
-        return f"msr {insn.sysreg_name}, {_reg(insn.rt, True)}"
-    if op == "mrs":
-        return f"mrs {_reg(insn.rt, True)}, {insn.sysreg_name}"
-    if op in ("msr_daifset", "msr_daifclr"):
-        return f"msr {op[4:]}, {_imm(insn.imm)}"
-    if op in ("nop", "isb", "eret"):
-        return op
-    if op in ("brk", "hvc", "svc", "udf"):
-        return f"{op} {_imm(insn.imm)}"
-    if op == "ret":
-        return "ret" if insn.rn == 30 else f"ret {_reg(insn.rn, True)}"
-    if op in ("b", "bl"):
-        return f"{op} {_addr(pc, insn.offset)}"
-    if op == "b_cond":
-        return f"b.{insn.cond_name} {_addr(pc, insn.offset)}"
-    # cbz / cbnz
-    return f"{op} {_reg(insn.rt, sf)}, {_addr(pc, insn.offset)}"
+def _show_unsigned_offset(m: str, insn: Insn, pc: int) -> str:
+    base = _reg(insn.rn, True, sp=True)
+    mem = f"[{base}, {_imm(insn.imm)}]" if insn.imm else f"[{base}]"
+    return f"{m} {_reg(insn.rt, insn.sf)}, {mem}"
+
+
+def _show_register_and_target(m: str, insn: Insn, pc: int) -> str:
+    """ldr (literal), cbz, cbnz: a register then a pc-relative target."""
+    return f"{m} {_reg(insn.rt, insn.sf)}, {_addr(pc, insn.offset)}"
+
+
+def _show_msr(m: str, insn: Insn, pc: int) -> str:
+    return f"{m} {insn.sysreg_name}, {_reg(insn.rt, True)}"
+
+
+def _show_mrs(m: str, insn: Insn, pc: int) -> str:
+    return f"{m} {_reg(insn.rt, True)}, {insn.sysreg_name}"
+
+
+def _show_daif(m: str, insn: Insn, pc: int) -> str:
+    return f"{m} {insn.op.removeprefix('msr_')}, {_imm(insn.imm)}"
+
+
+def _show_bare(m: str, insn: Insn, pc: int) -> str:
+    return m
+
+
+def _show_imm(m: str, insn: Insn, pc: int) -> str:
+    return f"{m} {_imm(insn.imm)}"
+
+
+def _show_ret(m: str, insn: Insn, pc: int) -> str:
+    return m if insn.rn == 30 else f"{m} {_reg(insn.rn, True)}"
+
+
+def _show_target(m: str, insn: Insn, pc: int) -> str:
+    return f"{m} {_addr(pc, insn.offset)}"
+
+
+def _show_b_cond(m: str, insn: Insn, pc: int) -> str:
+    return f"b.{insn.cond_name} {_addr(pc, insn.offset)}"
 
 
 # --- Lexing ----------------------------------------------------------------------
@@ -600,6 +793,11 @@ def _is_register_name(text: str) -> bool:
     return _register_or_none(_Tok("ident", text, 1)) is not None
 
 
+def _is_imm(op: _Operand) -> bool:
+    first = op.tokens[0]
+    return first.kind == "num" or (first.kind == "punct" and first.text in "#+-")
+
+
 class _Stmt:
     """One instruction statement: mnemonic, operands, address and label table."""
 
@@ -615,8 +813,7 @@ class _Stmt:
         return self.line.error(message, col)
 
     def usage(self) -> str:
-        key = "b.cond" if self.mnemonic.startswith("b.") else self.mnemonic
-        return _USAGE.get(key, "")
+        return _USAGE.get(self.mnemonic, "")
 
     def count(self, low: int, high: int | None = None) -> list[_Operand]:
         high = low if high is None else high
@@ -686,10 +883,6 @@ class _Stmt:
         if len(toks) > 1:
             raise self.error(f"unexpected {toks[1].text!r} after the immediate", toks[1].col)
         return sign * toks[0].value, col
-
-    def is_imm(self, op: _Operand) -> bool:
-        first = op.tokens[0]
-        return first.kind == "num" or (first.kind == "punct" and first.text in "#+-")
 
     def shift(self, op: _Operand, allowed: tuple[str, ...], max_amount: int) -> tuple[str, int]:
         tok = op.tokens[0]
@@ -770,15 +963,54 @@ class _Stmt:
         return reg.encoding
 
 
-# --- Encoders -----------------------------------------------------------------------
+# --- From source operands to an encoding's fields ---------------------------------
+
+_Encoded = tuple[str, dict[str, int]]  # an op and the values of its encoding's fields
 
 
-def _sf(r: _Reg) -> int:
-    return 1 << 31 if r.is64 else 0
+def _imm_at(index: int, imm: bool = True) -> Callable[[Sequence[_Operand]], bool]:
+    """Accept the operands when operand ``index`` is an immediate (or, with imm=False, is not)."""
+
+    def accepts(ops: Sequence[_Operand]) -> bool:
+        return _is_imm(ops[index]) == imm
+
+    return accepts
 
 
-def _enc_move_wide(s: _Stmt) -> int:
-    ops = s.count(2, 3)
+def _names_sp(ops: Sequence[_Operand]) -> bool:
+    """mov between registers with sp (or wsp) on one side: MOV (to/from SP), an add."""
+    if _is_imm(ops[1]):
+        return False
+    regs = [_register_or_none(op.tokens[0]) for op in ops]
+    return any(r is not None and r.kind == "sp" for r in regs)
+
+
+def _names_no_sp(ops: Sequence[_Operand]) -> bool:
+    return not _is_imm(ops[1]) and not _names_sp(ops)
+
+
+def _is_memory(ops: Sequence[_Operand]) -> bool:
+    first = ops[1].tokens[0]
+    return first.kind == "punct" and first.text == "["
+
+
+def _is_label(ops: Sequence[_Operand]) -> bool:
+    return not _is_memory(ops)
+
+
+def _names_psr_field(name: str | None) -> Callable[[Sequence[_Operand]], bool]:
+    """Accept msr whose first operand is the PSTATE field ``name`` (None: a system register)."""
+
+    def accepts(ops: Sequence[_Operand]) -> bool:
+        first = ops[0].tokens[0]
+        spelled = first.text.lower() if first.kind == "ident" else ""
+        return (spelled if spelled in ("daifset", "daifclr") else None) == name
+
+    return accepts
+
+
+def _asm_move_wide(s: _Stmt) -> _Encoded:
+    ops = s.operands
     rd = s.reg(ops[0], role="destination")
     bits = 64 if rd.is64 else 32
     imm = s.imm(ops[1], 0, 0xFFFF, f"{s.mnemonic} immediate")
@@ -789,114 +1021,118 @@ def _enc_move_wide(s: _Stmt) -> int:
             raise s.error(f"{s.mnemonic} shift must be lsl #0, #16"
                           + (", #32 or #48" if bits == 64 else " (w registers)"), ops[2].tokens[1].col)
         hw = amount // 16
-    opc = {"movn": 0, "movz": 2, "movk": 3}[s.mnemonic]
-    return _sf(rd) | opc << 29 | 0x12800000 | hw << 21 | imm << 5 | rd.num
+    return s.mnemonic, {"sf": rd.is64, "hw": hw, "imm16": imm, "rd": rd.num}
 
 
-def _movz_movn(value: int, bits: int) -> tuple[int, int, int] | None:
-    """(opc, hw, imm16) of a single MOVZ or MOVN that makes ``value``, if any."""
-    for opc, v in ((2, value), (0, ~value & _ones(bits))):
+def _movz_movn(value: int, bits: int) -> tuple[str, int, int] | None:
+    """(op, hw, imm16) of a single MOVZ or MOVN that makes ``value``, if any."""
+    for op, v in (("movz", value), ("movn", ~value & _ones(bits))):
         for hw in range(bits // 16):
             if v & ~(0xFFFF << (16 * hw)) & _ones(bits) == 0:
-                return opc, hw, (v >> (16 * hw)) & 0xFFFF
+                return op, hw, (v >> (16 * hw)) & 0xFFFF
     return None
 
 
-def _enc_mov(s: _Stmt) -> int:
-    ops = s.count(2)
+def _asm_mov_immediate(s: _Stmt) -> _Encoded:
+    """mov R, #imm: the one MOVZ or MOVN that makes the value, or an error showing how to build it."""
+    ops = s.operands
     rd = s.reg(ops[0], sp=True, role="destination")
-    if s.is_imm(ops[1]):
-        if rd.kind == "sp":
-            raise s.error("mov #imm cannot write sp; load the value into an x register first", rd.col)
-        bits = 64 if rd.is64 else 32
-        value = s.imm(ops[1], -(1 << (bits - 1)), _ones(bits), f"{bits}-bit mov immediate")
-        value &= _ones(bits)
-        found = _movz_movn(value, bits)
-        if found is None:
-            r = rd.name
-            steps = [f"movz {r}, #{value & 0xFFFF:#x}"]
-            steps += [f"movk {r}, #{(value >> sh) & 0xFFFF:#x}, lsl #{sh}"
-                      for sh in range(16, bits, 16) if (value >> sh) & 0xFFFF]
-            alt = ""
-            if encode_bitmask(value, bits):
-                alt = f" (or orr {r}, {r[0]}zr, #{value:#x}, a bitmask immediate)"
-            raise s.error(f"{value:#x} cannot be made by one movz or movn; build it with "
-                          f"{'; '.join(steps)}{alt}", ops[1].col)
-        opc, hw, imm16 = found
-        return _sf(rd) | opc << 29 | 0x12800000 | hw << 21 | imm16 << 5 | rd.num
+    if rd.kind == "sp":
+        raise s.error("mov #imm cannot write sp; load the value into an x register first", rd.col)
+    bits = 64 if rd.is64 else 32
+    value = s.imm(ops[1], -(1 << (bits - 1)), _ones(bits), f"{bits}-bit mov immediate")
+    value &= _ones(bits)
+    found = _movz_movn(value, bits)
+    if found is None:
+        r = rd.name
+        steps = [f"movz {r}, #{value & 0xFFFF:#x}"]
+        steps += [f"movk {r}, #{(value >> sh) & 0xFFFF:#x}, lsl #{sh}"
+                  for sh in range(16, bits, 16) if (value >> sh) & 0xFFFF]
+        alt = ""
+        if encode_bitmask(value, bits):
+            alt = f" (or orr {r}, {r[0]}zr, #{value:#x}, a bitmask immediate)"
+        raise s.error(f"{value:#x} cannot be made by one movz or movn; build it with "
+                      f"{'; '.join(steps)}{alt}", ops[1].col)
+    op, hw, imm16 = found
+    return op, {"sf": rd.is64, "hw": hw, "imm16": imm16, "rd": rd.num}
+
+
+def _asm_mov_sp(s: _Stmt) -> _Encoded:
+    """mov to or from sp: add Rd, Rn, #0 (orr cannot name sp)."""
+    ops = s.operands
+    rd = s.reg(ops[0], sp=True, role="destination")
     rm = s.reg(ops[1], sp=True, same_as=rd, role="source")
-    if rd.kind == "sp" or rm.kind == "sp":
-        if rd.kind == "zr" or rm.kind == "zr":
-            bad = rd if rd.kind == "zr" else rm
-            raise s.error(f"mov between sp and {bad.name} cannot be encoded (both are register 31)", bad.col)
-        return _sf(rd) | 0x11000000 | rm.num << 5 | rd.num
-    return _sf(rd) | 0x2A000000 | rm.num << 16 | 31 << 5 | rd.num
+    if rd.kind == "zr" or rm.kind == "zr":
+        bad = rd if rd.kind == "zr" else rm
+        raise s.error(f"mov between sp and {bad.name} cannot be encoded (both are register 31)", bad.col)
+    return "add_imm", {"sf": rd.is64, "sh": 0, "imm12": 0, "rn": rm.num, "rd": rd.num}
 
 
-def _enc_add_sub(s: _Stmt) -> int:
-    ops = s.count(3, 4)
-    sub = s.mnemonic == "sub"
-    if s.is_imm(ops[2]):
-        rd = s.reg(ops[0], sp=True, zr=False, role="destination")
-        rn = s.reg(ops[1], sp=True, zr=False, same_as=rd, role="first source")
-        value, col = s.number(ops[2])
-        if value < 0:
-            other = "add" if sub else "sub"
-            raise s.error(f"immediate {value} is negative: {s.mnemonic} takes 0 to 4095; use "
-                          f"{other} {rd.name}, {rn.name}, #{-value}", col)
-        sh = 0
-        if len(ops) == 4:
-            _, amount = s.shift(ops[3], ("lsl",), 12)
-            if amount not in (0, 12):
-                raise s.error("add/sub immediate shift must be lsl #0 or lsl #12", ops[3].tokens[1].col)
-            sh = amount // 12
-            s.imm(ops[2], 0, 4095, "add/sub immediate")
-        elif value > 4095 and value % 4096 == 0 and value >> 12 <= 4095:
-            sh, value = 1, value >> 12
-        elif value > 4095:
-            raise s.error(f"add/sub immediate {value} out of range: use 0 to 4095, or a multiple of 4096 "
-                          f"up to {4095 << 12:#x} (encoded with lsl #12)", col)
-        return _sf(rd) | sub << 30 | 0x11000000 | sh << 22 | value << 10 | rn.num << 5 | rd.num
+def _asm_mov_register(s: _Stmt) -> _Encoded:
+    ops = s.operands
+    rd = s.reg(ops[0], sp=True, role="destination")
+    rm = s.reg(ops[1], sp=True, same_as=rd, role="source")
+    return "orr_reg", {"sf": rd.is64, "shift": 0, "rm": rm.num, "imm6": 0, "rn": 31, "rd": rd.num}
+
+
+def _asm_add_sub_immediate(s: _Stmt) -> _Encoded:
+    """add/sub R|sp, R|sp, #imm: 0..4095, optionally lsl #12; a larger multiple of 4096 picks lsl #12."""
+    ops = s.operands
+    rd = s.reg(ops[0], sp=True, zr=False, role="destination")
+    rn = s.reg(ops[1], sp=True, zr=False, same_as=rd, role="first source")
+    value, col = s.number(ops[2])
+    if value < 0:
+        other = "add" if s.mnemonic == "sub" else "sub"
+        raise s.error(f"immediate {value} is negative: {s.mnemonic} takes 0 to 4095; use "
+                      f"{other} {rd.name}, {rn.name}, #{-value}", col)
+    sh = 0
+    if len(ops) == 4:
+        _, amount = s.shift(ops[3], ("lsl",), 12)
+        if amount not in (0, 12):
+            raise s.error("add/sub immediate shift must be lsl #0 or lsl #12", ops[3].tokens[1].col)
+        sh = amount // 12
+        s.imm(ops[2], 0, 4095, "add/sub immediate")
+    elif value > 4095 and value % 4096 == 0 and value >> 12 <= 4095:
+        sh, value = 1, value >> 12
+    elif value > 4095:
+        raise s.error(f"add/sub immediate {value} out of range: use 0 to 4095, or a multiple of 4096 "
+                      f"up to {4095 << 12:#x} (encoded with lsl #12)", col)
+    return f"{s.mnemonic}_imm", {"sf": rd.is64, "sh": sh, "imm12": value, "rn": rn.num, "rd": rd.num}
+
+
+def _asm_shifted_register(s: _Stmt) -> _Encoded:
+    """add/sub/orr R, R, R[, shift #n]; only orr may rotate (ror)."""
+    ops = s.operands
     rd = s.reg(ops[0], role="destination")
     rn = s.reg(ops[1], same_as=rd, role="first source")
     rm = s.reg(ops[2], same_as=rd, role="second source")
     kind, amount = "lsl", 0
     if len(ops) == 4:
-        kind, amount = s.shift(ops[3], ("lsl", "lsr", "asr"), 63 if rd.is64 else 31)
-    stype = _SHIFT_NAMES.index(kind)
-    return (_sf(rd) | sub << 30 | 0x0B000000 | stype << 22 | rm.num << 16 | amount << 10 | rn.num << 5
-            | rd.num)
+        allowed = _SHIFT_NAMES if s.mnemonic == "orr" else _SHIFT_NAMES[:3]
+        kind, amount = s.shift(ops[3], allowed, 63 if rd.is64 else 31)
+    return f"{s.mnemonic}_reg", {"sf": rd.is64, "shift": _SHIFT_NAMES.index(kind), "rm": rm.num, "imm6": amount,
+                                 "rn": rn.num, "rd": rd.num}
 
 
-def _enc_orr(s: _Stmt) -> int:
-    ops = s.count(3, 4)
-    if s.is_imm(ops[2]):
-        s.count(3)
-        rd = s.reg(ops[0], sp=True, role="destination")
-        rn = s.reg(ops[1], same_as=rd, role="source")
-        bits = 64 if rd.is64 else 32
-        value, col = s.number(ops[2])
-        if not -(1 << (bits - 1)) <= value <= _ones(bits):
-            raise s.error(f"orr immediate {value} out of range for a {bits}-bit register", col)
-        enc = encode_bitmask(value, bits)
-        if enc is None:
-            raise s.error(f"{value & _ones(bits):#x} is not a bitmask immediate: orr takes a run of ones, "
-                          "rotated, repeated in elements of 2, 4, 8, 16, 32 or 64 bits (not 0 or all "
-                          "ones); use mov/movk into a register and orr the register", col)
-        n, immr, imms = enc
-        return _sf(rd) | 0x32000000 | n << 22 | immr << 16 | imms << 10 | rn.num << 5 | rd.num
-    rd = s.reg(ops[0], role="destination")
-    rn = s.reg(ops[1], same_as=rd, role="first source")
-    rm = s.reg(ops[2], same_as=rd, role="second source")
-    kind, amount = "lsl", 0
-    if len(ops) == 4:
-        kind, amount = s.shift(ops[3], _SHIFT_NAMES, 63 if rd.is64 else 31)
-    stype = _SHIFT_NAMES.index(kind)
-    return _sf(rd) | 0x2A000000 | stype << 22 | rm.num << 16 | amount << 10 | rn.num << 5 | rd.num
+def _asm_logical_immediate(s: _Stmt) -> _Encoded:
+    ops = s.operands
+    rd = s.reg(ops[0], sp=True, role="destination")
+    rn = s.reg(ops[1], same_as=rd, role="source")
+    bits = 64 if rd.is64 else 32
+    value, col = s.number(ops[2])
+    if not -(1 << (bits - 1)) <= value <= _ones(bits):
+        raise s.error(f"orr immediate {value} out of range for a {bits}-bit register", col)
+    enc = encode_bitmask(value, bits)
+    if enc is None:
+        raise s.error(f"{value & _ones(bits):#x} is not a bitmask immediate: orr takes a run of ones, "
+                      "rotated, repeated in elements of 2, 4, 8, 16, 32 or 64 bits (not 0 or all "
+                      "ones); use mov/movk into a register and orr the register", col)
+    n, immr, imms = enc
+    return "orr_imm", {"sf": rd.is64, "n": n, "immr": immr, "imms": imms, "rn": rn.num, "rd": rd.num}
 
 
-def _enc_adr(s: _Stmt) -> int:
-    ops = s.count(2)
+def _asm_adr(s: _Stmt) -> _Encoded:
+    ops = s.operands
     rd = s.reg(ops[0], w=False, role="destination")
     address, col = s.target(ops[1])
     offset = address - s.pc
@@ -904,21 +1140,18 @@ def _enc_adr(s: _Stmt) -> int:
         raise s.error(f"adr target {address:#x} out of range: it is {offset:+#x} bytes away and adr reaches "
                       "-0x100000 to +0xfffff", col)
     offset &= _ones(21)
-    return 0x10000000 | (offset & 3) << 29 | (offset >> 2) << 5 | rd.num
+    return "adr", {"immlo": offset & 3, "immhi": offset >> 2, "rd": rd.num}
 
 
-def _enc_ldr_str(s: _Stmt) -> int:
-    ops = s.count(2)
+def _asm_unsigned_offset(s: _Stmt) -> _Encoded:
+    """ldr/str R, [X|sp{, #off}]: off a multiple of the access size, up to 4095 of them."""
+    ops = s.operands
     rt = s.reg(ops[0], role="transfer register")
     size = 8 if rt.is64 else 4
-    mem = ops[1]
-    first = mem.tokens[0]
-    if not (first.kind == "punct" and first.text == "["):
-        if s.mnemonic == "str":
-            raise s.error(f"str needs a memory operand such as [x1, #8], got {first.text!r}", first.col)
-        imm19 = s.offset(mem, 19, 4, "ldr literal")
-        return (0x58000000 if rt.is64 else 0x18000000) | imm19 << 5 | rt.num
-    toks = list(mem.tokens)
+    first = ops[1].tokens[0]
+    if not (first.kind == "punct" and first.text == "["):  # only str gets here: ldr R, T is a literal
+        raise s.error(f"str needs a memory operand such as [x1, #8], got {first.text!r}", first.col)
+    toks = list(ops[1].tokens)
     if toks[-1].text == "!":
         raise s.error("pre-indexed addressing ([xn, #imm]!) is not supported; use [xn, #imm]", toks[-1].col)
     if toks[-1].text != "]":
@@ -933,148 +1166,305 @@ def _enc_ldr_str(s: _Stmt) -> int:
             raise s.error(f"expected ',' or ']' after {inner[0].text}, got {inner[1].text!r}", inner[1].col)
         if len(inner) == 2:
             raise s.error("missing offset after ','", inner[1].end)
-        off_op = _Operand(tuple(inner[2:]))
         if _register_or_none(inner[2]) is not None:
             raise s.error("register offsets are not supported; use [xn] or [xn, #imm]", inner[2].col)
-        offset, col = s.number(off_op)
+        offset, col = s.number(_Operand(tuple(inner[2:])))
         limit = 4095 * size
         if not 0 <= offset <= limit or offset % size:
             raise s.error(f"{s.mnemonic} offset {offset} out of range or misaligned: {rt.name} accesses "
                           f"take 0 to {limit} in steps of {size}", col)
-    load = 1 << 22 if s.mnemonic == "ldr" else 0
-    return (0xF9000000 if rt.is64 else 0xB9000000) | load | (offset // size) << 10 | base.num << 5 | rt.num
+    return s.mnemonic, {"x": rt.is64, "imm12": offset // size, "rn": base.num, "rt": rt.num}
 
 
-def _enc_msr(s: _Stmt) -> int:
-    ops = s.count(2)
-    first = ops[0].tokens[0]
-    if first.kind == "ident" and first.text.lower() in ("daifset", "daifclr"):
-        if len(ops[0].tokens) > 1:
-            raise s.error(f"unexpected {ops[0].tokens[1].text!r}", ops[0].tokens[1].col)
-        if not s.is_imm(ops[1]):
-            raise s.error(f"msr {first.text.lower()} takes an immediate #0 to #15", ops[1].col)
-        imm = s.imm(ops[1], 0, 15, f"{first.text.lower()} immediate")
-        return (0xD50340DF if first.text.lower() == "daifset" else 0xD50340FF) | imm << 8
+def _asm_literal(s: _Stmt) -> _Encoded:
+    ops = s.operands
+    rt = s.reg(ops[0], role="transfer register")
+    return "ldr_lit", {"x": rt.is64, "imm19": s.offset(ops[1], 19, 4, "ldr literal"), "rt": rt.num}
+
+
+def _sysreg_fields(enc: Encoding) -> dict[str, int]:
+    return {"o0": enc.op0 & 1, "op1": enc.op1, "crn": enc.crn, "crm": enc.crm, "op2": enc.op2}
+
+
+def _asm_msr(s: _Stmt) -> _Encoded:
+    ops = s.operands
     enc = s.sysreg(ops[0])
-    if s.is_imm(ops[1]):
+    if _is_imm(ops[1]):
         raise s.error("msr to a system register takes an x register, not an immediate; put the value in "
                       "a register first (mov x0, #1)", ops[1].col)
     rt = s.reg(ops[1], w=False, role="source")
-    return 0xD5000000 | enc.sys_reg | rt.num
+    return "msr", _sysreg_fields(enc) | {"rt": rt.num}
 
 
-def _enc_mrs(s: _Stmt) -> int:
-    ops = s.count(2)
+def _asm_mrs(s: _Stmt) -> _Encoded:
+    ops = s.operands
     rt = s.reg(ops[0], w=False, role="destination")
-    enc = s.sysreg(ops[1])
-    return 0xD5200000 | enc.sys_reg | rt.num
+    return "mrs", _sysreg_fields(s.sysreg(ops[1])) | {"rt": rt.num}
 
 
-def _enc_fixed(word: int) -> Callable[[_Stmt], int]:
-    def encode(s: _Stmt) -> int:
-        s.count(0)
-        return word
+def _asm_daif(s: _Stmt) -> _Encoded:
+    """msr daifset|daifclr, #imm4 (MSR (immediate) with the D, A, I, F mask bits)."""
+    ops = s.operands
+    name = ops[0].tokens[0].text.lower()
+    if len(ops[0].tokens) > 1:
+        raise s.error(f"unexpected {ops[0].tokens[1].text!r}", ops[0].tokens[1].col)
+    if not _is_imm(ops[1]):
+        raise s.error(f"msr {name} takes an immediate #0 to #15", ops[1].col)
+    return f"msr_{name}", {"crm": s.imm(ops[1], 0, 15, f"{name} immediate")}
 
-    return encode
+
+def _asm_bare(s: _Stmt) -> _Encoded:
+    return s.mnemonic, {}
 
 
-def _enc_isb(s: _Stmt) -> int:
-    ops = s.count(0, 1)
+def _asm_isb(s: _Stmt) -> _Encoded:
+    ops = s.operands
     if ops and (len(ops[0].tokens) != 1 or ops[0].tokens[0].text.lower() != "sy"):
         raise s.error("isb takes no option other than sy", ops[0].col)
-    return 0xD5033FDF
+    return "isb", {}
 
 
-def _enc_imm16(base: int) -> Callable[[_Stmt], int]:
-    def encode(s: _Stmt) -> int:
-        ops = s.count(1)
-        return base | s.imm(ops[0], 0, 0xFFFF, f"{s.mnemonic} immediate") << (5 if base else 0)
-
-    return encode
+def _asm_imm16(s: _Stmt) -> _Encoded:
+    return s.mnemonic, {"imm16": s.imm(s.operands[0], 0, 0xFFFF, f"{s.mnemonic} immediate")}
 
 
-def _enc_ret(s: _Stmt) -> int:
-    ops = s.count(0, 1)
+def _asm_ret(s: _Stmt) -> _Encoded:
+    ops = s.operands
     rn = s.reg(ops[0], w=False, role="return address register").num if ops else 30
-    return 0xD65F0000 | rn << 5
+    return "ret", {"rn": rn}
 
 
-def _enc_b(s: _Stmt) -> int:
-    ops = s.count(1)
-    return (0x94000000 if s.mnemonic == "bl" else 0x14000000) | s.offset(ops[0], 26, 4, s.mnemonic)
+def _asm_branch(s: _Stmt) -> _Encoded:
+    return s.mnemonic, {"imm26": s.offset(s.operands[0], 26, 4, s.mnemonic)}
 
 
-def _enc_b_cond(s: _Stmt) -> int:
-    ops = s.count(1)
+def _asm_b_cond(s: _Stmt) -> _Encoded:
     cond = _COND_BY_NAME[s.mnemonic[2:]]
-    return 0x54000000 | s.offset(ops[0], 19, 4, s.mnemonic) << 5 | cond
+    return "b_cond", {"imm19": s.offset(s.operands[0], 19, 4, s.mnemonic), "cond": cond}
 
 
-def _enc_cb(s: _Stmt) -> int:
-    ops = s.count(2)
+def _asm_compare_branch(s: _Stmt) -> _Encoded:
+    ops = s.operands
     rt = s.reg(ops[0], role="tested register")
-    base = 0x35000000 if s.mnemonic == "cbnz" else 0x34000000
-    return _sf(rt) | base | s.offset(ops[1], 19, 4, s.mnemonic) << 5 | rt.num
+    return s.mnemonic, {"sf": rt.is64, "imm19": s.offset(ops[1], 19, 4, s.mnemonic), "rt": rt.num}
 
 
-_ENCODERS: dict[str, Callable[[_Stmt], int]] = {
-    "mov": _enc_mov,
-    "movz": _enc_move_wide,
-    "movn": _enc_move_wide,
-    "movk": _enc_move_wide,
-    "adr": _enc_adr,
-    "add": _enc_add_sub,
-    "sub": _enc_add_sub,
-    "orr": _enc_orr,
-    "ldr": _enc_ldr_str,
-    "str": _enc_ldr_str,
-    "msr": _enc_msr,
-    "mrs": _enc_mrs,
-    "isb": _enc_isb,
-    "nop": _enc_fixed(0xD503201F),
-    "eret": _enc_fixed(0xD69F03E0),
-    "brk": _enc_imm16(0xD4200000),
-    "hvc": _enc_imm16(0xD4000002),
-    "svc": _enc_imm16(0xD4000001),
-    "udf": _enc_imm16(0),
-    "ret": _enc_ret,
-    "b": _enc_b,
-    "bl": _enc_b,
-    "cbz": _enc_cb,
-    "cbnz": _enc_cb,
-}
-_ENCODERS.update({f"b.{c}": _enc_b_cond for c in _COND_BY_NAME})
+# --- The table ----------------------------------------------------------------------
+#
+# One row per decode op. Encodings: Arm ARM (DDI 0487) C4.1, "A64 instruction
+# set encoding"; each instruction's page in C6.2 gives its aliases and when
+# each alias is the preferred disassembly. The order of the rows does not
+# matter to the decoder (a test checks that no word has the fixed bits of two
+# rows); it is the order of the documentation tables and of each mnemonic's
+# usage text.
 
-_USAGE = {
-    "mov": "mov xd, xn | mov xd, #imm",
-    "movz": "movz xd, #imm16[, lsl #16]",
-    "movn": "movn xd, #imm16[, lsl #16]",
-    "movk": "movk xd, #imm16[, lsl #16]",
-    "adr": "adr xd, label",
-    "add": "add xd, xn, #imm[, lsl #12] | add xd, xn, xm[, lsl #n]",
-    "sub": "sub xd, xn, #imm[, lsl #12] | sub xd, xn, xm[, lsl #n]",
-    "orr": "orr xd, xn, xm[, lsl #n] | orr xd, xn, #bitmask",
-    "ldr": "ldr xt, [xn, #off] | ldr xt, label",
-    "str": "str xt, [xn, #off]",
-    "msr": "msr oslar_el1, x0 | msr daifset, #imm4",
-    "mrs": "mrs x0, oslsr_el1",
-    "isb": "isb",
-    "nop": "nop",
-    "eret": "eret",
-    "brk": "brk #imm16",
-    "hvc": "hvc #imm16",
-    "svc": "svc #imm16",
-    "udf": "udf #imm16",
-    "ret": "ret [xn]",
-    "b": "b label",
-    "bl": "bl label",
-    "b.cond": "b.eq label",
-    "cbz": "cbz xt, label",
-    "cbnz": "cbnz xt, label",
-    ".word": ".word 0x12345678[, ...]",
-    ".inst": ".inst 0x12345678[, ...]",
-}
-_MNEMONICS = sorted(set(_ENCODERS) | {".word", ".inst"})
+_SHIFTED = "n 0..63 (w: 0..31); no sp"
+_ARITH_IMM = "imm 0..4095 (or a multiple of 4096 up to 4095 << 12)"
+_WIDE = "imm16 0..65535; s 0/16/32/48 (w: 0/16)"
+_OFFSET = "off 0..32760 step 8 (x), 0..16380 step 4 (w)"
+_SYSREG = "SYSREG: any name in REGISTERS (any case) or ``s<op0>_<op1>_c<n>_c<m>_<op2>``, op0 2 or 3"
+_DAIF = "imm 0..15 (D A I F mask bits)"
+_IMM16 = "imm 0..65535"
+_NEAR = "±1 MiB, multiple of 4"
+_FAR = "±128 MiB, multiple of 4"
+
+FORMS: tuple[Form, ...] = (
+    Form("orr_reg", "sf:1 01 01010 shift:2 0 rm:5 imm6:6 rn:5 rd:5", _logical_shifted_register,
+         "Rd = Rn OR (Rm shifted by imm6)",
+         Syntax("orr", "orr R, R, R[, lsl|lsr|asr|ror #n]", _show_shifted_register, _asm_shifted_register, (3, 4),
+                accepts=_imm_at(2, False), usage="orr xd, xn, xm[, lsl #n]", note=_SHIFTED),
+         aliases=(Syntax("mov", "mov R, R", _show_mov_register, _asm_mov_register, (2, 2), accepts=_names_no_sp,
+                         usage="mov xd, xn", note="alias of ``orr Rd, zr, Rm``"),)),
+    Form("orr_imm", "sf:1 01 100100 n:1 immr:6 imms:6 rn:5 rd:5", _logical_immediate,
+         "Rd = Rn OR a logical immediate",
+         Syntax("orr", "orr R|sp, R, #bitmask", _show_logical_immediate, _asm_logical_immediate, (3, 3),
+                accepts=_imm_at(2), usage="orr xd, xn, #bitmask",
+                note="bitmask: a rotated run of ones, repeated in elements of 2, 4, 8, 16, 32 or 64 bits"),
+         sp=("rd",)),
+    Form("add_imm", "sf:1 0 0 100010 sh:1 imm12:12 rn:5 rd:5", _add_sub_immediate,
+         "Rd = Rn + imm12, shifted left by 0 or 12",
+         Syntax("add", "add R|sp, R|sp, #imm[, lsl #12]", _show_add_sub_immediate, _asm_add_sub_immediate, (3, 4),
+                accepts=_imm_at(2), usage="add xd, xn, #imm[, lsl #12]", note=_ARITH_IMM),
+         aliases=(Syntax("mov", "mov X|sp, X|sp", _show_mov_sp, _asm_mov_sp, (2, 2), accepts=_names_sp,
+                         note="one side sp; alias of ``add Rd, Rn, #0``"),),
+         sp=("rd", "rn")),
+    Form("sub_imm", "sf:1 1 0 100010 sh:1 imm12:12 rn:5 rd:5", _add_sub_immediate,
+         "Rd = Rn - imm12, shifted left by 0 or 12",
+         Syntax("sub", "sub R|sp, R|sp, #imm[, lsl #12]", _show_add_sub_immediate, _asm_add_sub_immediate, (3, 4),
+                accepts=_imm_at(2), usage="sub xd, xn, #imm[, lsl #12]", note=_ARITH_IMM),
+         sp=("rd", "rn")),
+    Form("add_reg", "sf:1 0 0 01011 shift:2 0 rm:5 imm6:6 rn:5 rd:5", _add_sub_shifted_register,
+         "Rd = Rn + (Rm shifted by imm6)",
+         Syntax("add", "add R, R, R[, lsl|lsr|asr #n]", _show_shifted_register, _asm_shifted_register, (3, 4),
+                accepts=_imm_at(2, False), usage="add xd, xn, xm[, lsl #n]", note=_SHIFTED)),
+    Form("sub_reg", "sf:1 1 0 01011 shift:2 0 rm:5 imm6:6 rn:5 rd:5", _add_sub_shifted_register,
+         "Rd = Rn - (Rm shifted by imm6)",
+         Syntax("sub", "sub R, R, R[, lsl|lsr|asr #n]", _show_shifted_register, _asm_shifted_register, (3, 4),
+                accepts=_imm_at(2, False), usage="sub xd, xn, xm[, lsl #n]", note=_SHIFTED)),
+    Form("movz", "sf:1 10 100101 hw:2 imm16:16 rd:5", _wide_immediate,
+         "Rd = imm16 << 16 * hw, the other bits zero",
+         Syntax("movz", "movz R, #imm16[, lsl #s]", _show_move_wide, _asm_move_wide, (2, 3),
+                usage="movz xd, #imm16[, lsl #16]", note=_WIDE),
+         aliases=(Syntax("mov", "mov R, #imm", _show_mov_wide, _asm_mov_immediate, (2, 2), accepts=_imm_at(1),
+                         usage="mov xd, #imm", note="alias of movz or movn, whichever makes the value; a value "
+                         "neither makes is an error that shows the movz/movk lines"),)),
+    Form("movn", "sf:1 00 100101 hw:2 imm16:16 rd:5", _wide_immediate,
+         "Rd = NOT(imm16 << 16 * hw)",
+         Syntax("movn", "movn R, #imm16[, lsl #s]", _show_move_wide, _asm_move_wide, (2, 3),
+                usage="movn xd, #imm16[, lsl #16]", note=_WIDE),
+         aliases=(Syntax("mov", "mov R, #imm", _show_mov_wide, note="alias of movn (assembled by the row above)"),)),
+    Form("movk", "sf:1 11 100101 hw:2 imm16:16 rd:5", _wide_immediate,
+         "bits 16 * hw + 15 .. 16 * hw of Rd = imm16, the other bits kept",
+         Syntax("movk", "movk R, #imm16[, lsl #s]", _show_move_wide, _asm_move_wide, (2, 3),
+                usage="movk xd, #imm16[, lsl #16]", note=_WIDE)),
+    Form("adr", "0 immlo:2 10000 immhi:19 rd:5", _adr_offset,
+         "Rd = the address of the instruction + offset",
+         Syntax("adr", "adr X, T", _show_adr, _asm_adr, (2, 2), usage="adr xd, label",
+                note="-1 MiB .. +1 MiB - 1, any byte")),
+    Form("ldr", "1 x:1 111 0 01 01 imm12:12 rn:5 rt:5", _unsigned_offset,
+         "load Rt from Rn + imm12 * the access size",
+         Syntax("ldr", "ldr R, [X|sp{, #off}]", _show_unsigned_offset, _asm_unsigned_offset, (2, 2),
+                accepts=_is_memory, usage="ldr xt, [xn, #off]", note=_OFFSET),
+         sp=("rn",)),
+    Form("ldr_lit", "0 x:1 011 0 00 imm19:19 rt:5", _literal,
+         "load Rt from the address of the instruction + offset",
+         Syntax("ldr", "ldr R, T", _show_register_and_target, _asm_literal, (2, 2), accepts=_is_label,
+                usage="ldr xt, label", note="literal load, " + _NEAR)),
+    Form("str", "1 x:1 111 0 01 00 imm12:12 rn:5 rt:5", _unsigned_offset,
+         "store Rt to Rn + imm12 * the access size",
+         Syntax("str", "str R, [X|sp{, #off}]", _show_unsigned_offset, _asm_unsigned_offset, (2, 2),
+                usage="str xt, [xn, #off]", note=_OFFSET),
+         sp=("rn",)),
+    Form("msr", "1101010100 0 1 o0:1 op1:3 crn:4 crm:4 op2:3 rt:5", _system_register,
+         "write Xt to the system register (2 + o0, op1, CRn, CRm, op2)",
+         Syntax("msr", "msr SYSREG, X", _show_msr, _asm_msr, (2, 2), accepts=_names_psr_field(None),
+                usage="msr oslar_el1, x0", note=_SYSREG)),
+    Form("msr_daifset", "1101010100 0 00 011 0100 crm:4 110 11111", _daif_mask,
+         "mask the exceptions whose PSTATE.{D, A, I, F} bits are set in CRm",
+         Syntax("msr", "msr daifset, #imm4", _show_daif, _asm_daif, (2, 2), accepts=_names_psr_field("daifset"),
+                usage="msr daifset, #imm4", note=_DAIF)),
+    Form("msr_daifclr", "1101010100 0 00 011 0100 crm:4 111 11111", _daif_mask,
+         "unmask the exceptions whose PSTATE.{D, A, I, F} bits are set in CRm",
+         Syntax("msr", "msr daifclr, #imm4", _show_daif, _asm_daif, (2, 2), accepts=_names_psr_field("daifclr"),
+                note=_DAIF)),
+    Form("mrs", "1101010100 1 1 o0:1 op1:3 crn:4 crm:4 op2:3 rt:5", _system_register_read,
+         "read the system register (2 + o0, op1, CRn, CRm, op2) into Xt",
+         Syntax("mrs", "mrs X, SYSREG", _show_mrs, _asm_mrs, (2, 2), usage="mrs x0, oslsr_el1", note=_SYSREG)),
+    Form("isb", "1101010100 0 00 011 0011 1111 110 11111", _direct_fields,
+         "instruction synchronization barrier",
+         Syntax("isb", "isb", _show_bare, _asm_isb, (0, 1), usage="isb", note="``isb sy`` is accepted too")),
+    Form("nop", "1101010100 0 00 011 0010 0000 000 11111", _direct_fields, "no operation",
+         Syntax("nop", "nop", _show_bare, _asm_bare, usage="nop")),
+    Form("eret", "1101011 0100 11111 0000 0 0 11111 00000", _direct_fields,
+         "exception return: pc = ELR, PSTATE = SPSR of the current EL",
+         Syntax("eret", "eret", _show_bare, _asm_bare, usage="eret")),
+    Form("brk", "11010100 001 imm16:16 000 00", _imm16, "breakpoint exception, with a 16-bit comment",
+         Syntax("brk", "brk #imm16", _show_imm, _asm_imm16, (1, 1), usage="brk #imm16", note=_IMM16)),
+    Form("hvc", "11010100 000 imm16:16 000 10", _imm16, "hypervisor call (to EL2)",
+         Syntax("hvc", "hvc #imm16", _show_imm, _asm_imm16, (1, 1), usage="hvc #imm16", note=_IMM16)),
+    Form("svc", "11010100 000 imm16:16 000 01", _imm16, "supervisor call (to EL1)",
+         Syntax("svc", "svc #imm16", _show_imm, _asm_imm16, (1, 1), usage="svc #imm16", note=_IMM16)),
+    Form("udf", "0000000000000000 imm16:16", _imm16, "permanently undefined",
+         Syntax("udf", "udf #imm16", _show_imm, _asm_imm16, (1, 1), usage="udf #imm16", note=_IMM16)),
+    Form("b", "0 00101 imm26:26", _branch26, "branch to the address of the instruction + offset",
+         Syntax("b", "b T", _show_target, _asm_branch, (1, 1), usage="b label", note=_FAR)),
+    Form("bl", "1 00101 imm26:26", _branch26, "branch with link: x30 = the address of the next instruction",
+         Syntax("bl", "bl T", _show_target, _asm_branch, (1, 1), usage="bl label", note=_FAR)),
+    Form("b_cond", "01010100 imm19:19 0 cond:4", _branch19, "branch if the condition holds on NZCV",
+         Syntax("b.<cond>", "b.<cond> T", _show_b_cond, _asm_b_cond, (1, 1), usage="b.eq label",
+                note=_NEAR + "; eq ne cs/hs cc/lo mi pl vs vc hi ls ge lt gt le al nv")),
+    Form("cbz", "sf:1 011010 0 imm19:19 rt:5", _branch19, "branch if Rt is zero",
+         Syntax("cbz", "cbz R, T", _show_register_and_target, _asm_compare_branch, (2, 2), usage="cbz xt, label",
+                note=_NEAR)),
+    Form("cbnz", "sf:1 011010 1 imm19:19 rt:5", _branch19, "branch if Rt is not zero",
+         Syntax("cbnz", "cbnz R, T", _show_register_and_target, _asm_compare_branch, (2, 2),
+                usage="cbnz xt, label", note=_NEAR)),
+    Form("ret", "1101011 0 0 10 11111 0000 0 0 rn:5 00000", _direct_fields, "return: branch to Xn",
+         Syntax("ret", "ret [X]", _show_ret, _asm_ret, (0, 1), usage="ret [xn]", note="default x30")),
+)
+"""Every instruction form of the subset; the rest of this module is derived from it."""
+
+
+# --- Read off the table -------------------------------------------------------------
+
+_FORM_BY_OP: Mapping[str, Form] = MappingProxyType({form.op: form for form in FORMS})
+
+OPS = frozenset(_FORM_BY_OP) | {"unknown"}
+"""Every value :attr:`Insn.op` can take."""
+
+SP_OPERANDS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {form.op: frozenset(form.sp) for form in FORMS if form.sp}
+)
+"""For each op, the register fields in which 31 means SP; in every other field it means xzr/wzr."""
+
+
+def _assembler_syntaxes() -> dict[str, tuple[Syntax, ...]]:
+    """For each mnemonic, the syntaxes that assemble, in table order."""
+    out: dict[str, list[Syntax]] = {}
+    for form in FORMS:
+        for syntax in form.syntaxes:
+            if syntax.parse is not None:
+                for spelling in syntax.spellings:
+                    out.setdefault(spelling, []).append(syntax)
+    return {mnemonic: tuple(syntaxes) for mnemonic, syntaxes in out.items()}
+
+
+_SYNTAXES = _assembler_syntaxes()
+_DIRECTIVES = (".word", ".inst")  # data, not instructions: each operand is emitted as a word
+_USAGE = {mnemonic: " | ".join(s.usage for s in syntaxes if s.usage) for mnemonic, syntaxes in _SYNTAXES.items()}
+_USAGE |= {name: f"{name} 0x12345678[, ...]" for name in _DIRECTIVES}
+_MNEMONICS = sorted(set(_SYNTAXES) | set(_DIRECTIVES))
+
+
+def _rst_table(header: tuple[str, str, str], rows: list[tuple[str, str, str]], width: int = 116) -> str:
+    """A reStructuredText simple table; the last column wraps onto continuation lines."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    last = width - sum(w + 2 for w in widths)
+    rule = "  ".join("=" * w for w in [*widths, last])
+    lines = [rule, "  ".join(h.ljust(w) for h, w in zip(header, [*widths, last], strict=True)).rstrip(), rule]
+    for row in rows:
+        wrapped = textwrap.wrap(row[-1], last) or [""]
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + wrapped[0])
+        lines += [" " * (sum(w + 2 for w in widths)) + more for more in wrapped[1:]]
+    lines.append(rule)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def syntax_table() -> str:
+    """The module docstring's table of source forms, from :data:`FORMS`."""
+    rows: list[tuple[str, str, str]] = []
+    for form in FORMS:
+        sp = f"{', '.join(form.sp)}: 31 = SP" if form.sp else ""
+        for syntax in form.syntaxes:
+            meaning = form.doc if syntax is form.syntax else ""
+            rows.append((f"``{syntax.source}``", form.op, "; ".join(p for p in (meaning, syntax.note, sp) if p)))
+    rows.append(("``.word imm32[, imm32 ...]`` (``.inst``)", "(any)", "emits the words as they are"))
+    return _rst_table(("Source form", "decode op", "Meaning; range; register 31"), rows)
+
+
+# --- Decoding and disassembly -------------------------------------------------------
+
+
+def decode(word: int) -> Insn:
+    """Split a 32-bit A64 word into fields; words outside the subset give op "unknown"."""
+    if isinstance(word, bool) or not isinstance(word, int) or not 0 <= word <= MASK32:
+        return Insn("unknown", word if isinstance(word, int) and not isinstance(word, bool) else 0)
+    for form in FORMS:
+        if form.matches(word):
+            return form.decode(word)
+    return Insn("unknown", word)
+
+
+def disassemble(word: int, pc: int = 0) -> str:
+    """Canonical text for ``word`` located at address ``pc``.
+
+    Uses the aliases the Arm ARM prefers (``mov``), absolute addresses for
+    pc-relative targets and ``.inst 0x........`` for words outside the subset.
+    """
+    insn = decode(word)
+    if insn.op == "unknown":
+        return f".inst {insn.word & MASK32:#010x}"
+    return _FORM_BY_OP[insn.op].show(insn, pc)
 
 
 # --- Assembly -----------------------------------------------------------------------
@@ -1123,6 +1513,8 @@ class Program:
         return "\n".join(out)
 
 
+
+
 def assemble(source: str, base: int = 0x80000) -> Program:
     """Assemble ``source`` into a :class:`Program` loaded at ``base``.
 
@@ -1135,8 +1527,24 @@ def assemble(source: str, base: int = 0x80000) -> Program:
         raise AsmTypeError(f"base address must be an int, not {type(base).__name__} ({base!r:.40})")
     if not 0 <= base < ADDRESS_LIMIT or base % 4:
         raise AsmError(f"base address {base:#x} must be a multiple of 4 from 0 to {ADDRESS_LIMIT - 4:#x}")
+    stmts, label_addrs = _statements(source, base)
+    labels = MappingProxyType(label_addrs)
+    words: list[int] = []
+    lines: list[int] = []
+    texts: list[str] = []
+    for stmt in stmts:
+        stmt.labels = labels
+        line = stmt.line
+        source_text = line.text[stmt.mnemonic_tok.col - 1:].split("//")[0].split(";")[0].strip()
+        for word in _encode(stmt):
+            words.append(word)
+            lines.append(line.number)
+            texts.append(source_text)
+    return Program(base, tuple(words), labels, tuple(lines), tuple(texts))
 
-    # Pass 1: split into statements, give each an address, collect labels.
+
+def _statements(source: str, base: int) -> tuple[list[_Stmt], dict[str, int]]:
+    """Pass 1: split ``source`` into statements, give each an address and collect the labels."""
     stmts: list[_Stmt] = []
     label_addrs: dict[str, int] = {}
     pc = base
@@ -1156,41 +1564,40 @@ def assemble(source: str, base: int = 0x80000) -> Program:
         if i == len(toks):
             continue
         head = toks[i]
-        if head.kind != "ident":
-            raise line.error(f"expected an instruction or label, got {head.text!r}", head.col)
-        mnemonic = head.text.lower()
-        if mnemonic not in _ENCODERS and mnemonic not in (".word", ".inst"):
-            if mnemonic.startswith("b.") and len(mnemonic) > 2:
-                raise line.error(f"unknown condition {head.text[2:]!r} in {head.text}; conditions are "
-                                 + " ".join(sorted(_COND_BY_NAME)), head.col + 2)
-            close = difflib.get_close_matches(mnemonic, _MNEMONICS, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise line.error(f"unknown instruction {head.text!r}{hint}", head.col)
+        _check_mnemonic(line, head)
         operands = _split_operands(line, toks[i + 1:])
-        stmt = _Stmt(line, head, operands, pc)
-        size = 4 * max(1, len(operands)) if mnemonic in (".word", ".inst") else 4
+        size = 4 * max(1, len(operands)) if head.text.lower() in _DIRECTIVES else 4
         if pc + size > ADDRESS_LIMIT:
             raise line.error(f"program runs past the end of the {ADDRESS_LIMIT:#x}-byte address space",
                              head.col)
+        stmts.append(_Stmt(line, head, operands, pc))
         pc += size
-        stmts.append(stmt)
+    return stmts, label_addrs
 
-    # Pass 2: encode.
-    labels = MappingProxyType(dict(label_addrs))
-    words: list[int] = []
-    lines: list[int] = []
-    texts: list[str] = []
-    for stmt in stmts:
-        stmt.labels = labels
-        line = stmt.line
-        source_text = line.text[stmt.mnemonic_tok.col - 1:].split("//")[0].split(";")[0].strip()
-        if stmt.mnemonic in (".word", ".inst"):
-            ops = stmt.count(1, 1 << 30)
-            emitted = [stmt.imm(op, -(1 << 31), MASK32, f"{stmt.mnemonic} value") & MASK32 for op in ops]
-        else:
-            emitted = [_ENCODERS[stmt.mnemonic](stmt)]
-        for word in emitted:
-            words.append(word)
-            lines.append(line.number)
-            texts.append(source_text)
-    return Program(base, tuple(words), labels, tuple(lines), tuple(texts))
+
+def _check_mnemonic(line: _Line, head: _Tok) -> None:
+    if head.kind != "ident":
+        raise line.error(f"expected an instruction or label, got {head.text!r}", head.col)
+    mnemonic = head.text.lower()
+    if mnemonic in _SYNTAXES or mnemonic in _DIRECTIVES:
+        return
+    if mnemonic.startswith("b.") and len(mnemonic) > 2:
+        raise line.error(f"unknown condition {head.text[2:]!r} in {head.text}; conditions are "
+                         + " ".join(sorted(_COND_BY_NAME)), head.col + 2)
+    close = difflib.get_close_matches(mnemonic, _MNEMONICS, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise line.error(f"unknown instruction {head.text!r}{hint}", head.col)
+
+
+def _encode(s: _Stmt) -> list[int]:
+    """Pass 2: the words of one statement (labels known)."""
+    if s.mnemonic in _DIRECTIVES:
+        ops = s.count(1, 1 << 30)
+        return [s.imm(op, -(1 << 31), MASK32, f"{s.mnemonic} value") & MASK32 for op in ops]
+    syntaxes = _SYNTAXES[s.mnemonic]
+    ops = s.count(min(x.count[0] for x in syntaxes), max(x.count[1] for x in syntaxes))
+    syntax = next(x for x in syntaxes if x.accepts is None or x.accepts(ops))
+    s.count(*syntax.count)
+    assert syntax.parse is not None
+    op, values = syntax.parse(s)
+    return [_FORM_BY_OP[op].pack(values)]
