@@ -56,6 +56,10 @@ WATCHED = {"physical": WATCHED_PHYSICAL, "vcpu": WATCHED_CONTEXT, "host": WATCHE
 _SITE_RT = 0  # the general register guest_write/guest_read use (x0 / r0)
 
 
+# Instruction-word tuples Machine.run has already checked, by id (see Machine.run).
+_CHECKED_WORDS: dict[int, tuple[int, ...]] = {}
+
+
 def _addresses(value: object, name: str) -> list[object]:
     """An iterable of addresses as a list, or an ArgumentTypeError naming the argument."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
@@ -605,10 +609,16 @@ class Machine:
                 or program.base % 4:
             raise ArgumentValueError(f"program.base={program.base!r} must be a non-negative multiple of 4; "
                                      "build programs with kvmdbg.assemble()")
-        if not isinstance(program.words, tuple) or any(
-                isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 0xFFFFFFFF for w in program.words):
-            raise ArgumentValueError("program.words must be a tuple of 32-bit instruction words (ints from 0 "
-                                     "to 0xffffffff); build programs with kvmdbg.assemble()")
+        words = program.words
+        if _CHECKED_WORDS.get(id(words)) is not words:
+            if not isinstance(words, tuple) or any(
+                    isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 0xFFFFFFFF for w in words):
+                raise ArgumentValueError("program.words must be a tuple of 32-bit instruction words (ints from "
+                                         "0 to 0xffffffff); build programs with kvmdbg.assemble()")
+            # A tuple cannot change, so a checked one need not be checked again; holding it keeps its id unique.
+            _CHECKED_WORDS[id(words)] = words
+            while len(_CHECKED_WORDS) > 16:
+                del _CHECKED_WORDS[next(iter(_CHECKED_WORDS))]
         steps = check_count(max_steps, "max_steps", 1)
         return run_program(self, program, i, steps)
 
