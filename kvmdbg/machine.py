@@ -7,15 +7,16 @@ function at a time, and records each as an :class:`~kvmdbg.trace.Event`.
 
 from __future__ import annotations
 
+import copy
 import operator
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from kvmdbg.arch.esr import EC, esr, esr_cp14, esr_sysreg
 from kvmdbg.arch.registers import (
     CP14_REGISTERS,
     KVM_REG_ARM64_SYSREG_BASE,
-    REGISTERS,
     Access,
     SysReg,
     check_value,
@@ -35,10 +36,11 @@ from kvmdbg.errors import (
     check_count,
     check_flag,
 )
-from kvmdbg.kvm.definition import FUNCTION_FILES, VHE_FUNCTION_FILES
+from kvmdbg.kvm.definition import FUNCTION_FILES, VHE_FUNCTION_FILES, KvmDefinition
 from kvmdbg.kvm.runtime import HCR_GUEST, Kvm, Step, TrapOutcome
 from kvmdbg.kvm.sys_regs import CORE_REG_IDS, KVM_REG_ARM_CORE_BASE, SysRegDesc
 from kvmdbg.patches import resolve, variant_name
+from kvmdbg.recorder import WATCHED, Recorder
 from kvmdbg.trace import Event, Snapshot, Trace, WatchKey
 
 if TYPE_CHECKING:
@@ -47,12 +49,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Machine", "WATCHED"]
 
-# The registers every event records, per location (API.md: trace columns).
-WATCHED_PHYSICAL = ("OSLSR_EL1", "OSDLR_EL1", "MDSCR_EL1", "MDCR_EL2")
-WATCHED_CONTEXT = ("OSLSR_EL1", "MDSCR_EL1")
-WATCHED_VIEW = ("OSLSR_EL1", "OSDLR_EL1", "MDSCR_EL1")
-WATCHED = {"physical": WATCHED_PHYSICAL, "vcpu": WATCHED_CONTEXT, "host": WATCHED_CONTEXT,
-           "guest_view": WATCHED_VIEW}
 _SITE_RT = 0  # the general register guest_write/guest_read use (x0 / r0)
 
 
@@ -69,11 +65,16 @@ def _addresses(value: object, name: str) -> list[object]:
 
 
 class Machine:
-    """A physical PE running Linux with KVM at ``variant`` and one VM of ``vcpus`` vCPUs."""
+    """A physical PE running Linux with KVM at ``variant`` and one VM of ``vcpus`` vCPUs.
+
+    ``variant`` is a name from ``VARIANTS``, a set of patch names, or a
+    :class:`~kvmdbg.kvm.definition.KvmDefinition` built by hand (``BASELINE.apply(patch)``),
+    for a patch that is not in the registry.
+    """
 
     def __init__(
         self,
-        variant: str | Iterable[str] = "baseline",
+        variant: str | Iterable[str] | KvmDefinition = "baseline",
         *,
         vhe: bool = False,
         vcpus: int = 1,
@@ -82,8 +83,13 @@ class Machine:
         pmu: bool = True,
         aarch32: Iterable[int] = (),
     ) -> None:
-        defn = resolve(variant)  # PatchError before anything is built
-        self.variant = variant_name(variant)
+        if isinstance(variant, KvmDefinition):
+            # A definition built by hand (``BASELINE.apply(Patch(...))``): for experiments and
+            # tests with a patch that is not in the registry. Its name is the variant's name.
+            defn, self.variant = variant, variant.name
+        else:
+            defn = resolve(variant)  # PatchError before anything is built
+            self.variant = variant_name(variant)
         vhe = check_flag(vhe, "vhe")
         pmu = check_flag(pmu, "pmu")
         if isinstance(vcpus, bool) or not isinstance(vcpus, int) and not hasattr(vcpus, "__index__"):
@@ -110,23 +116,19 @@ class Machine:
         self.pe = PhysicalCPU(cpu)
         self.kvm = Kvm(defn, self.pe, vhe=self.vhe, nr_vcpus=nr, pmu=pmu, aarch32=a32)
         self.trace = Trace(maxlen=maxlen, enabled=enabled)
-        self._views: dict[int, tuple[tuple[object, ...], list[int | None]]] = {}
-        self._keys: tuple[WatchKey, ...] = (
-            tuple(("physical", r, -1) for r in WATCHED_PHYSICAL)
-            + tuple(("host", r, -1) for r in WATCHED_CONTEXT)
-            + tuple(key for i in range(nr) for key in
-                    [("vcpu", r, i) for r in WATCHED_CONTEXT] + [("guest_view", r, i) for r in WATCHED_VIEW])
-        )
         self._descs: dict[str, SysRegDesc | None] = {}  # register name -> this variant's descriptor
-        self._host_kept = frozenset(self._host_keeps())
-        self._view_regs = tuple(REGISTERS[r] for r in WATCHED_VIEW)
         self._handler_names = frozenset(
             [d.handler_name for d in defn.sys_regs.values()] + [c.access.__name__ for c in defn.cp14.values()])
+        self._files: dict[str, str] = {}  # function -> kernel file, as _file_of() found it
+        # Traced machines attach their state to the recorder's watch set (each write then names
+        # its owner); untraced ones do not, so their writes cost only a version bump.
+        self._rec = Recorder(self.pe, self.kvm.host_ctxt, self.kvm.host_debug, self.kvm.vcpus, self._guest_view,
+                             frozenset(self._host_keeps()), incremental=enabled)
         self._step = 0
-        self._last: tuple[int | None, ...] = ()
         self._pending: Iterator[Step] | None = None
         self._pending_name = ""
         self._pending_vcpu = 0
+        self._pending_left = 0  # functions of the pending switch not yet run (see begin())
         self.drive(self.kvm.boot())
 
     def __repr__(self) -> str:
@@ -137,29 +139,8 @@ class Machine:
     # -- recording ----------------------------------------------------------------
 
     def _watch(self) -> dict[WatchKey, int | None]:
-        return dict(zip(self._keys, self._watch_values(), strict=True))
-
-    def _watch_values(self) -> tuple[int | None, ...]:
-        """The watched values, in the fixed order of ``self._keys``."""
-        pe, kvm = self.pe, self.kvm
-        regs = pe.regs
-        host = kvm.host_ctxt.sys_regs
-        out: list[int | None] = [regs[reg] for reg in WATCHED_PHYSICAL]
-        out += [host.get(reg) if reg in self._host_kept else None for reg in WATCHED_CONTEXT]
-        for v in kvm.vcpus:
-            ctxt = v.ctxt.sys_regs
-            out += [ctxt.get(reg) for reg in WATCHED_CONTEXT]
-            # Guest views are derived: a function of exactly this state (the handlers read the
-            # context; untrapped reads read the PE). Recompute only when it changes.
-            key = (v.running, v.mdcr_el2, v.preserved_mdscr, kvm.loaded, regs["MDCR_EL2"], regs["HCR_EL2"],
-                   regs["OSLSR_EL1"], regs["OSDLR_EL1"], regs["MDSCR_EL1"],
-                   ctxt.get("OSLSR_EL1"), ctxt.get("MDSCR_EL1"))
-            cached = self._views.get(v.index)
-            if cached is None or cached[0] != key:
-                cached = (key, [self._guest_view(v.index, reg) for reg in self._view_regs])
-                self._views[v.index] = cached
-            out += cached[1]
-        return tuple(out)
+        """Every watched value now, by (location, register, vCPU or -1)."""
+        return dict(zip(self._rec.keys, self._rec.current(), strict=True))
 
     def _host_keeps(self) -> set[str]:
         """Registers KVM keeps a saved host copy of: common state always, EL1 state on nVHE only."""
@@ -172,18 +153,12 @@ class Machine:
     def record(self, s: Step) -> Event:
         """Record one step as an Event (for extensions such as the guest executor)."""
         self._step += 1
-        changes: tuple[tuple[WatchKey, int | None], ...] = ()
-        if self.trace.enabled:
-            now = self._watch_values()
-            last = self._last
-            if now != last:
-                if last:
-                    changes = tuple((k, v) for k, v, o in zip(self._keys, now, last, strict=True) if v != o)
-                else:
-                    changes = tuple(zip(self._keys, now, strict=True))
-                self._last = now
-        ev = Event(self._step, s.phase, s.function, self._file_of(s.function),
-                   s.detail, s.vcpu, changes, self.defn.notes.get(s.function, ""))
+        changes = self._rec.changes() if self.trace.enabled else ()
+        function = s.function
+        file = self._files.get(function)
+        if file is None:
+            file = self._files[function] = self._file_of(function)
+        ev = Event(self._step, s.phase, function, file, s.detail, s.vcpu, changes, self.defn.notes.get(function, ""))
         self.trace.append(ev)
         return ev
 
@@ -268,7 +243,7 @@ class Machine:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
-            values=dict(self._watch()),
+            values=MappingProxyType(self._watch()),
             where=tuple("guest" if v.running else "host" for v in self.kvm.vcpus),
             loaded=tuple(v.loaded for v in self.kvm.vcpus),
             step=self._step,
@@ -300,7 +275,7 @@ class Machine:
             return self.pe.regs[r.name]
         if r.name in v.ctxt.sys_regs:
             return v.ctxt.sys_regs[r.name]
-        return self.pe.regs[r.name] if kvm.loaded == index and self.vhe else None
+        return self.pe.regs[r.name] if v.loaded and self.vhe else None  # v.loaded: kvm.loaded == index
 
     # -- world switch -----------------------------------------------------------------
 
@@ -329,12 +304,12 @@ class Machine:
     def begin(self, switch: str, vcpu: int = 0) -> None:
         """Start a world switch to be advanced with ``step()``."""
         i = self.vcpu_index(vcpu)
-        ops = {
-            "vcpu_load": lambda: self.kvm.vcpu_load(i),
-            "vcpu_put": lambda: self.kvm.vcpu_put(i),
-            "enter_guest": lambda: self.kvm.enter(i),
-            "exit_guest": lambda: self.kvm.exit(i, esr(EC.UNKNOWN, 0, il=False),
-                                                "host interrupt: the guest exits to the host"),
+        ops: dict[str, Callable[[Kvm], Iterator[Step]]] = {
+            "vcpu_load": lambda kvm: kvm.vcpu_load(i),
+            "vcpu_put": lambda kvm: kvm.vcpu_put(i),
+            "enter_guest": lambda kvm: kvm.enter(i),
+            "exit_guest": lambda kvm: kvm.exit(i, esr(EC.UNKNOWN, 0, il=False),
+                                               "host interrupt: the guest exits to the host"),
         }
         if not isinstance(switch, str):
             raise ArgumentTypeError(f"switch must be a str, one of {', '.join(ops)}; not "
@@ -342,7 +317,12 @@ class Machine:
         if switch not in ops:
             raise ArgumentValueError(f"unknown world switch switch={switch!r}; choose one of {', '.join(ops)}")
         self._finish_pending()
-        self._pending = iter(ops[switch]())
+        # How many functions this switch runs from this state: found by running it on a copy of
+        # KVM and the PE (the definition is shared: it is immutable), so step() knows which
+        # function is the last without a table of last functions to keep in step with runtime.py.
+        scratch = copy.deepcopy(self.kvm, {id(self.defn): self.defn})
+        self._pending_left = sum(1 for _ in ops[switch](scratch))
+        self._pending = iter(ops[switch](self.kvm))
         self._pending_name = switch
         self._pending_vcpu = i
 
@@ -356,18 +336,10 @@ class Machine:
         if s is None:
             self._pending = None
             return self.step(vcpu)
-        if s.vcpu == self._pending_vcpu and s.function in self._terminal():
+        self._pending_left -= 1
+        if self._pending_left <= 0:
             self._pending = None  # the switch is complete (nothing runs after its last function)
         return self.record(s)
-
-    def _terminal(self) -> frozenset[str]:
-        """The last kernel function of the world switch in progress."""
-        return {
-            "vcpu_load": frozenset({"activate_traps_vhe_load" if self.vhe else "kvm_arch_vcpu_load"}),
-            "vcpu_put": frozenset({"kvm_arch_vcpu_put"}),
-            "enter_guest": frozenset({"__guest_enter"}),
-            "exit_guest": frozenset({"kvm_arm_clear_debug"}),
-        }[self._pending_name]
 
     def run_to(self, where: str, vcpu: int = 0) -> list[Event]:
         """Step until the vCPU is in the guest (``where="guest"``) or back in the host (``"host"``)."""

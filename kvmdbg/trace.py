@@ -61,12 +61,25 @@ class Change:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """An immutable picture of the watched state: ``values[(location, register, vcpu)]``."""
+    """An immutable picture of the watched state: ``values[(location, register, vcpu)]``.
+
+    ``values`` is a read-only mapping (a ``MappingProxyType`` over a dict nobody else holds).
+    """
 
     values: Mapping[WatchKey, int | None]
     where: tuple[str, ...]
     loaded: tuple[bool, ...]
     step: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.values, MappingProxyType):
+            object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Snapshot:
+        return self  # immutable all the way down: a copy would be indistinguishable
+
+    def __copy__(self) -> Snapshot:
+        return self
 
     def get(self, location: str, register: str, vcpu: int | None = None) -> int | None:
         return self.values.get((location, register.upper(), -1 if vcpu is None else vcpu))
@@ -124,13 +137,13 @@ class Trace:
     def functions(self) -> list[str]:
         return [e.function for e in self._events]
 
-    def states(self) -> Iterator[tuple[Event, dict[WatchKey, int | None]]]:
-        """Each event with the full watched state right after it."""
+    def states(self) -> Iterator[tuple[Event, Mapping[WatchKey, int | None]]]:
+        """Each event with the full watched state right after it, as a read-only mapping of its own."""
         state = dict(self._base)
         for e in self._events:
             for key, value in e.changes:
                 state[key] = value
-            yield e, state
+            yield e, MappingProxyType(dict(state))
 
     def to_records(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
