@@ -120,6 +120,8 @@ class Machine:
         self._handler_names = frozenset(
             [d.handler_name for d in defn.sys_regs.values()] + [c.access.__name__ for c in defn.cp14.values()])
         self._files: dict[str, str] = {}  # function -> kernel file, as _file_of() found it
+        self._syndromes: dict[tuple[str, bool, bool], int] = {}  # (register, read?, cp14?) -> ESR_EL2 of its trap
+        self._notes = dict(defn.notes)  # the patch notes, as a plain dict (faster to read than a mapping proxy)
         # Traced machines attach their state to the recorder's watch set (each write then names
         # its owner); untraced ones do not, so their writes cost only a version bump.
         self._rec = Recorder(self.pe, self.kvm.host_ctxt, self.kvm.host_debug, self.kvm.vcpus, self._guest_view,
@@ -153,14 +155,22 @@ class Machine:
     def record(self, s: Step) -> Event:
         """Record one step as an Event (for extensions such as the guest executor)."""
         self._step += 1
-        changes = self._rec.changes() if self.trace.enabled else ()
+        trace = self.trace
         function = s.function
         file = self._files.get(function)
         if file is None:
             file = self._files[function] = self._file_of(function)
-        ev = Event(self._step, s.phase, function, file, s.detail, s.vcpu, changes, self.defn.notes.get(function, ""))
-        self.trace.append(ev)
+        ev = Event(self._step, s.phase, function, file, s.detail, s.vcpu,
+                   self._rec.changes() if trace.enabled else (), self._notes.get(function, ""))
+        trace.append(ev)
         return ev
+
+    def _record_or_count(self, s: Step | bool) -> None:
+        """Record ``s``; untraced (``s`` is False: the caller built no Step) only count the step."""
+        if isinstance(s, Step):
+            self.record(s)
+        else:
+            self._step += 1
 
     def _file_of(self, function: str) -> str:
         """The kernel file of a traced function: the table above, or sys_regs.c for a table handler."""
@@ -390,15 +400,19 @@ class Machine:
                 raise RegisterValueError(f"{value:#x} does not fit the 32-bit register of an AArch32 guest")
         if not v.running:
             self.drive(self.kvm.enter(i))
-        insn = (f"MRC p14, {cp14.name}" if cp14 else f"MRS X0, {r.name}") if is_read else \
-               (f"MCR p14, {cp14.name} <- {value:#x}" if cp14 else f"MSR {r.name}, X0 ({value:#x})")
+
+        def insn() -> str:  # the instruction as the trace names it (built only for a trace or an error)
+            return ((f"MRC p14, {cp14.name}" if cp14 else f"MRS X0, {r.name}") if is_read else
+                    (f"MCR p14, {cp14.name} <- {value:#x}" if cp14 else f"MSR {r.name}, X0 ({value:#x})"))
+
+        traced = self.trace.enabled
         # The architecture first: an encoding with no such accessor is UNDEFINED at EL1
         # and never reaches KVM (Arm ARM; KVM's v5 1/6 message says the same of OSLSR writes).
         if (is_read and r.access is Access.WO) or (not is_read and r.access is Access.RO) or r.el == 2 \
                 or not self.pe.has(r.name):
-            why = (f"{insn}: {r.name} is {r.access.value}, so this access is UNDEFINED in the "
+            why = (f"{insn()}: {r.name} is {r.access.value}, so this access is UNDEFINED in the "
                    "architecture; the PE takes the UNDEF at the guest's EL1 without trapping to KVM"
-                   if r.el != 2 and self.pe.has(r.name) else f"{insn}: not accessible at EL1 on this PE")
+                   if r.el != 2 and self.pe.has(r.name) else f"{insn()}: not accessible at EL1 on this PE")
             self.kvm.take_guest_exception(v, esr(EC.UNKNOWN), why)
             self.record(Step("guest exception", "guest", why, i))
             raise GuestFault(esr(EC.UNKNOWN), why, pc=v.pc)
@@ -406,24 +420,30 @@ class Machine:
         if not trap:
             if is_read:
                 got = self.pe.regs[r.name]
-                self.record(Step("guest access", "guest", f"{insn}: not trapped; the PE returns {got:#x}", i))
+                self._record_or_count(traced and Step("guest access", "guest",
+                                                      f"{insn()}: not trapped; the PE returns {got:#x}", i))
                 return got
             self.pe.write(r.name, value)
-            self.record(Step("guest access", "guest", f"{insn}: not trapped; written to the PE", i))
+            self._record_or_count(traced and Step("guest access", "guest",
+                                                  f"{insn()}: not trapped; written to the PE", i))
             return None
-        if cp14 is not None:
-            syndrome = esr_cp14(cp14.opc1, cp14.crn, cp14.crm, cp14.opc2, _SITE_RT, is_read)
-        else:
-            assert r.encoding is not None
-            syndrome = esr_sysreg(r.encoding, _SITE_RT, is_read)
-        self.record(Step("guest access", "guest", f"{insn}: trapped to EL2 by {trap}", i))
+        key = (r.name, is_read, cp14 is not None)
+        syndrome = self._syndromes.get(key)
+        if syndrome is None:
+            if cp14 is not None:
+                syndrome = esr_cp14(cp14.opc1, cp14.crn, cp14.crm, cp14.opc2, _SITE_RT, is_read)
+            else:
+                assert r.encoding is not None
+                syndrome = esr_sysreg(r.encoding, _SITE_RT, is_read)
+            self._syndromes[key] = syndrome
+        self._record_or_count(traced and Step("guest access", "guest", f"{insn()}: trapped to EL2 by {trap}", i))
         out = TrapOutcome()
         self.drive(self.kvm.exit(i, syndrome, f"trapped {'MRC/MCR p14' if cp14 else 'MSR/MRS'}"))
         self.drive(self.kvm.handle_trap(i, syndrome, value, out))
         self.drive(self.kvm.enter(i))
         if out.undef:
-            self.record(Step("guest exception", "guest", f"{insn}: the guest takes the injected UNDEF", i))
-            raise GuestFault(esr(EC.UNKNOWN), f"{insn}: {out.explanation}", pc=v.pc)
+            self.record(Step("guest exception", "guest", f"{insn()}: the guest takes the injected UNDEF", i))
+            raise GuestFault(esr(EC.UNKNOWN), f"{insn()}: {out.explanation}", pc=v.pc)
         return out.value
 
     # -- userspace -------------------------------------------------------------------------

@@ -25,7 +25,18 @@ from typing import TYPE_CHECKING
 
 from kvmdbg.arch.registers import REGISTERS, SysReg
 from kvmdbg.kvm.context import Vcpu
-from kvmdbg.versioned import Dependency, WatchedSlots, attach, fields_of, parts, shapes, still_valid, track, versions
+from kvmdbg.versioned import (
+    Dependency,
+    WatchedSlots,
+    attach,
+    fields_of,
+    parts,
+    quiet,
+    shapes,
+    still_valid,
+    track,
+    versions,
+)
 
 if TYPE_CHECKING:
     from kvmdbg.cpu.pe import PhysicalCPU
@@ -65,17 +76,19 @@ class _ViewCache:
         self.containers, self.versions = containers, versions(containers)
         self.holders, self.shapes = holders, shapes(holders)
 
-    def valid(self) -> bool:
-        return (_vcpu_fields(self.vcpu) == self.fields and versions(self.containers) == self.versions
-                and shapes(self.holders) == self.shapes and still_valid(self.deps))
+    def valid(self, vcpu_changed: bool = True) -> bool:
+        """Whether the views still hold; ``vcpu_changed=False`` skips the checks of the vCPU's own state."""
+        if vcpu_changed and (_vcpu_fields(self.vcpu) != self.fields or versions(self.containers) != self.versions):
+            return False
+        return shapes(self.holders) == self.shapes and still_valid(self.deps)
 
 
 class Recorder:
     """The watched values of one machine: ``current()`` for a snapshot, ``changes()`` for an event.
 
     ``incremental`` attaches the state to a watch set, so that ``changes()`` looks only at the
-    owners that wrote since the last call; without it (an untraced machine) nothing is attached
-    and writes cost no bookkeeping beyond their version.
+    owners that wrote since the last call; without it (an untraced machine) the containers stop
+    counting (:func:`kvmdbg.versioned.quiet`) and views are computed afresh for each snapshot.
     """
 
     def __init__(self, pe: PhysicalCPU, host_ctxt: CpuContext, host_debug: DebugRegs, vcpus: Sequence[Vcpu],
@@ -96,11 +109,16 @@ class Recorder:
         self._ctxt_at = [n_phys + n_ctxt + i * per_vcpu for i in range(len(vcpus))]
         self._view_at = [at + n_ctxt for at in self._ctxt_at]
         self._cache: dict[int, _ViewCache] = {}
-        self._loaded: int | None = None  # the vCPU loaded on the PE at the last event
         self._shared_readers: set[int] = set()  # vCPUs whose cached views read a PE or host register
         self._last: list[int | None] | None = None  # the values at the last recorded event
         self._dirty: set[int] = set()
-        if incremental:
+        self._incremental = incremental
+        if not incremental:
+            # Nothing is cached for an untraced machine (views are computed afresh when asked
+            # for), so its containers need not count their writes: the untraced path stays fast.
+            for obj in (pe, host_ctxt, host_debug, *vcpus):
+                quiet(obj)
+        else:
             attach(pe, self._dirty, PE)
             attach(host_ctxt, self._dirty, HOST)
             attach(host_debug, self._dirty, HOST)
@@ -121,7 +139,7 @@ class Recorder:
         ctxt = self.vcpus[i].ctxt.sys_regs
         return [ctxt.get(r) for r in WATCHED_CONTEXT]
 
-    def views(self, i: int) -> tuple[int | None, ...]:
+    def views(self, i: int, vcpu_changed: bool = True) -> tuple[int | None, ...]:
         """vCPU ``i``'s guest views of the watched registers, recomputed only when their inputs changed.
 
         A view is computed by KVM's handler from the vCPU, the PE and the host context. Reads of
@@ -131,8 +149,10 @@ class Recorder:
         version. The PE's execution state (EL, PSTATE) is not an input: a view is a register
         value, whatever the PE runs.
         """
+        if not self._incremental:
+            return tuple(self._view(i, r) for r in self._view_regs)
         cached = self._cache.get(i)
-        if cached is not None and cached.valid():
+        if cached is not None and cached.valid(vcpu_changed):
             return cached.values
         v, pe, host = self.vcpus[i], self.pe, self.host_ctxt
         files = (pe.regs, v.ctxt.sys_regs, host.sys_regs)
@@ -173,29 +193,27 @@ class Recorder:
         owners = tuple(dirty)
         dirty.clear()
         changed: list[int] = []
-        candidates: set[int] = set()
+        written: list[int] = []  # vCPUs that wrote
+        shared = False
         for o in owners:
             if o == PE:
                 self._compare(0, self._physical(), changed)
+                shared = True
             elif o == HOST:
                 self._compare(self._host_at, self._host(), changed)
+                shared = True
             elif 0 <= o < len(self.vcpus):
                 self._compare(self._ctxt_at[o], self._context(o), changed)
-                candidates.add(o)
-            else:
-                continue
-        if PE in owners or HOST in owners:
-            # The views that read a PE or host register (their recorded reads say so), and
-            # those of the vCPU loaded on the PE now and at the last event (a load or put
-            # changes what its views come from). An unloaded vCPU's views read only memory.
-            candidates |= self._shared_readers
-            loaded = self._loaded
-            now = self._loaded = next((v.index for v in self.vcpus if v.loaded), None)
-            for j in (loaded, now):
-                if j is not None:
-                    candidates.add(j)
-        for i in candidates:
+                written.append(o)
+        # Views to check: those of every vCPU that wrote, and, when the PE or the host context
+        # wrote, those whose last computation read a PE or host register. A view whose inputs
+        # are all unchanged takes the same path and reads the same values, so no other view
+        # can have changed (the vCPU KVM has loaded reads the PE; an unloaded one reads memory).
+        for i in written:
             self._compare(self._view_at[i], self.views(i), changed)
+        if shared:
+            for i in self._shared_readers.difference(written):
+                self._compare(self._view_at[i], self.views(i, vcpu_changed=False), changed)
         if not changed:
             return ()
         changed.sort()

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter
 from typing import Any, SupportsIndex
 
-__all__ = ["VersionedDict", "VersionedList", "VersionedSet", "WatchedSlots", "attach", "parts", "track",
+__all__ = ["VersionedDict", "VersionedList", "VersionedSet", "WatchedSlots", "attach", "quiet", "parts", "track",
            "still_valid", "versions", "shapes", "fields_of", "Dependency", "MISSING"]
 
 MISSING: Any = object()  # what a read of an absent key is recorded as
@@ -276,6 +276,34 @@ def versioned(value: Any) -> Any:
     if type(value) is set:
         return VersionedSet(value)
     return value
+
+
+class _QuietDict(dict[Any, Any], _Versioned):
+    """A VersionedDict that has stopped counting (see :func:`quiet`): plain dict speed."""
+
+
+class _QuietList(list[Any], _Versioned):
+    """A VersionedList that has stopped counting."""
+
+
+class _QuietSet(set[Any], _Versioned):
+    """A VersionedSet that has stopped counting."""
+
+
+_QUIET: dict[type, type] = {VersionedDict: _QuietDict, VersionedList: _QuietList, VersionedSet: _QuietSet}
+
+
+def quiet(obj: Any) -> None:
+    """Stop the containers in ``obj`` counting their writes: for state nothing caches anything from.
+
+    An untraced machine keeps no cache of derived values (its snapshot computes them afresh),
+    so its register files need not pay for bookkeeping on every write. A container assigned
+    later (``vcpu.flags = set()``) is a counting one again; that costs only speed.
+    """
+    for part in parts(obj):
+        twin = _QUIET.get(type(part))
+        if twin is not None:
+            part.__class__ = twin
 
 
 def parts(obj: Any, out: list[Any] | None = None) -> list[Any]:
