@@ -26,7 +26,10 @@ from typing import TYPE_CHECKING
 from kvmdbg.arch.registers import REGISTERS, SysReg
 from kvmdbg.kvm.context import Vcpu
 from kvmdbg.versioned import (
+    ALL_KEYS,
+    FILE,
     Dependency,
+    VersionedDict,
     WatchedSlots,
     attach,
     fields_of,
@@ -51,7 +54,14 @@ WATCHED_VIEW = ("OSLSR_EL1", "OSDLR_EL1", "MDSCR_EL1")
 WATCHED = {"physical": WATCHED_PHYSICAL, "vcpu": WATCHED_CONTEXT, "host": WATCHED_CONTEXT,
            "guest_view": WATCHED_VIEW}
 
-PE, HOST = -1, -2  # owners in the watch set; a vCPU is its index
+PE, HOST = -1, -2  # owners in the watch set; a vCPU is its index (its register file: + FILE)
+_PHYSICAL = frozenset(WATCHED_PHYSICAL)
+_ENTRIES = 4  # cache entries kept per vCPU: the views in the host, in the guest, and a couple more
+_CONTEXT = frozenset(WATCHED_CONTEXT)
+
+
+def _reader(read: Callable[[int], list[int | None]], i: int) -> Callable[[], list[int | None]]:
+    return lambda: read(i)
 _vcpu_fields = fields_of(Vcpu)
 
 WatchKey = tuple[str, str, int]
@@ -67,7 +77,7 @@ class _ViewCache:
     ``holders``: the state objects holding them, by shape (a part replaced by another object).
     """
 
-    __slots__ = ("values", "deps", "vcpu", "fields", "containers", "versions", "holders", "shapes")
+    __slots__ = ("values", "deps", "vcpu", "fields", "containers", "versions", "holders", "shapes", "read", "shared")
 
     def __init__(self, values: tuple[int | None, ...], deps: list[Dependency], vcpu: Vcpu,
                  containers: Sequence[object], holders: Sequence[object]) -> None:
@@ -75,6 +85,15 @@ class _ViewCache:
         self.fields = _vcpu_fields(vcpu)
         self.containers, self.versions = containers, versions(containers)
         self.holders, self.shapes = holders, shapes(holders)
+        self.shared = False  # whether the views read a PE or host register
+        self.read: dict[int, set[object]] = {}  # id(register file) -> keys read (ALL_KEYS: read whole)
+        for d in deps:
+            self.read.setdefault(id(d.obj), set()).add(ALL_KEYS if d.key is None else d.key)
+
+    def touches(self, file: object, written: set[object]) -> bool:
+        """Whether the views read any of the keys ``written`` in register file ``file``."""
+        keys = self.read.get(id(file))
+        return keys is not None and (ALL_KEYS in keys or ALL_KEYS in written or not keys.isdisjoint(written))
 
     def valid(self, vcpu_changed: bool = True) -> bool:
         """Whether the views still hold; ``vcpu_changed=False`` skips the checks of the vCPU's own state."""
@@ -108,7 +127,7 @@ class Recorder:
         per_vcpu = n_ctxt + n_view
         self._ctxt_at = [n_phys + n_ctxt + i * per_vcpu for i in range(len(vcpus))]
         self._view_at = [at + n_ctxt for at in self._ctxt_at]
-        self._cache: dict[int, _ViewCache] = {}
+        self._cache: dict[int, list[_ViewCache]] = {}  # vCPU -> its views' cache entries, most recent first
         self._shared_readers: set[int] = set()  # vCPUs whose cached views read a PE or host register
         self._last: list[int | None] | None = None  # the values at the last recorded event
         self._dirty: set[int] = set()
@@ -151,9 +170,16 @@ class Recorder:
         """
         if not self._incremental:
             return tuple(self._view(i, r) for r in self._view_regs)
-        cached = self._cache.get(i)
-        if cached is not None and cached.valid(vcpu_changed):
-            return cached.values
+        entries = self._cache.setdefault(i, [])
+        # The most recent entry was checked at the vCPU's last write, so when the vCPU has not
+        # written since, only its register reads need checking; older entries (the views as they
+        # were while the vCPU ran, say, kept for when it runs again) are checked in full.
+        for k, entry in enumerate(entries):
+            if entry.valid(vcpu_changed if k == 0 else True):
+                if k:
+                    entries.insert(0, entries.pop(k))
+                    self._note_shared(i, entry)
+                return entry.values
         v, pe, host = self.vcpus[i], self.pe, self.host_ctxt
         files = (pe.regs, v.ctxt.sys_regs, host.sys_regs)
         skip = {id(f) for f in files}
@@ -163,12 +189,18 @@ class Recorder:
         view, regs = self._view, self._view_regs
         values: tuple[int | None, ...]
         values, deps = track(files, lambda: tuple(view(i, r) for r in regs))
-        self._cache[i] = _ViewCache(values, deps, v, containers, holders)
-        if any(d.obj is pe.regs or d.obj is host.sys_regs for d in deps):
+        entry = _ViewCache(values, deps, v, containers, holders)
+        entry.shared = any(d.obj is pe.regs or d.obj is host.sys_regs for d in deps)
+        entries.insert(0, entry)
+        del entries[_ENTRIES:]
+        self._note_shared(i, entry)
+        return values
+
+    def _note_shared(self, i: int, entry: _ViewCache) -> None:
+        if entry.shared:
             self._shared_readers.add(i)
         else:
             self._shared_readers.discard(i)
-        return values
 
     def current(self) -> list[int | None]:
         """Every watched value now, in the order of :attr:`keys` (no effect on what ``changes()`` reports)."""
@@ -186,6 +218,10 @@ class Recorder:
         if last is None:
             self._last = self.current()
             self._dirty.clear()
+            for f in (self.pe.regs, self.host_ctxt.sys_regs, *(v.ctxt.sys_regs for v in self.vcpus)):
+                written = getattr(f, "written", None)
+                if written:
+                    written.clear()
             return tuple(zip(self.keys, self._last, strict=True))
         dirty = self._dirty
         if not dirty:
@@ -193,27 +229,48 @@ class Recorder:
         owners = tuple(dirty)
         dirty.clear()
         changed: list[int] = []
-        written: list[int] = []  # vCPUs that wrote
-        shared = False
+        full: list[int] = []  # vCPUs whose own state (fields, flags, debug registers) was written
+        partial: set[int] = set()  # vCPUs whose views read a register that was written
+        cache = self._cache
         for o in owners:
-            if o == PE:
+            if o >= FILE + HOST:  # a register file: look at the keys it says were written
+                base = o - FILE
+                if base == PE:
+                    file: VersionedDict = self.pe.regs  # type: ignore[assignment]
+                    watched, at, read = _PHYSICAL, 0, self._physical
+                elif base == HOST:
+                    file = self.host_ctxt.sys_regs  # type: ignore[assignment]
+                    watched, at, read = _CONTEXT, self._host_at, self._host
+                else:
+                    file = self.vcpus[base].ctxt.sys_regs  # type: ignore[assignment]
+                    watched, at = _CONTEXT, self._ctxt_at[base]
+                    read = _reader(self._context, base)
+                written = file.written
+                if not written:
+                    continue
+                if ALL_KEYS in written or not watched.isdisjoint(written):
+                    self._compare(at, read(), changed)
+                for j in (self._shared_readers if base < 0 else (base,)):
+                    entries = cache.get(j)
+                    if not entries or entries[0].touches(file, written):
+                        partial.add(j)
+                written.clear()
+            elif o == PE:  # the PE's own fields (its EL...), or its register file replaced
                 self._compare(0, self._physical(), changed)
-                shared = True
+                partial |= self._shared_readers
             elif o == HOST:
                 self._compare(self._host_at, self._host(), changed)
-                shared = True
+                partial |= self._shared_readers
             elif 0 <= o < len(self.vcpus):
                 self._compare(self._ctxt_at[o], self._context(o), changed)
-                written.append(o)
-        # Views to check: those of every vCPU that wrote, and, when the PE or the host context
-        # wrote, those whose last computation read a PE or host register. A view whose inputs
-        # are all unchanged takes the same path and reads the same values, so no other view
-        # can have changed (the vCPU KVM has loaded reads the PE; an unloaded one reads memory).
-        for i in written:
+                full.append(o)
+        # A view whose inputs are all unchanged takes the same path and reads the same values,
+        # so only these views can have changed (the vCPU KVM has loaded reads the PE; an unloaded
+        # one reads memory: _shared_readers is taken from what each view's last computation read).
+        for i in full:
             self._compare(self._view_at[i], self.views(i), changed)
-        if shared:
-            for i in self._shared_readers.difference(written):
-                self._compare(self._view_at[i], self.views(i, vcpu_changed=False), changed)
+        for i in partial.difference(full):
+            self._compare(self._view_at[i], self.views(i, vcpu_changed=False), changed)
         if not changed:
             return ()
         changed.sort()

@@ -29,9 +29,11 @@ from operator import attrgetter
 from typing import Any, SupportsIndex
 
 __all__ = ["VersionedDict", "VersionedList", "VersionedSet", "WatchedSlots", "attach", "quiet", "parts", "track",
-           "still_valid", "versions", "shapes", "fields_of", "Dependency", "MISSING"]
+           "still_valid", "versions", "shapes", "fields_of", "Dependency", "MISSING", "ALL_KEYS", "FILE"]
 
 MISSING: Any = object()  # what a read of an absent key is recorded as
+ALL_KEYS: Any = object()  # in VersionedDict.written: any key may have changed (update, pop, clear...)
+FILE = 1000  # added to an owner for the writes of its register files (see attach)
 
 
 class _Versioned:
@@ -54,7 +56,13 @@ class _Versioned:
 
 
 class VersionedDict(dict[Any, Any], _Versioned):
-    """A dict that counts its writes (a register file: name -> value)."""
+    """A dict that counts its writes (a register file: name -> value).
+
+    Attached, it also keeps the keys written since its watcher last looked (``written``;
+    :data:`ALL_KEYS` for a write of many at once), so the watcher need look only at those.
+    """
+
+    written: set[Any] | None = None
 
     def __setitem__(self, key: Any, value: Any) -> None:
         dict.__setitem__(self, key, value)
@@ -62,6 +70,14 @@ class VersionedDict(dict[Any, Any], _Versioned):
         w = self._watch
         if w is not None:
             w.add(self._owner)
+            self.written.add(key)  # type: ignore[union-attr]  # attached: never None
+
+    def _bump(self) -> None:
+        self.version += 1
+        w = self._watch
+        if w is not None:
+            w.add(self._owner)
+            self.written.add(ALL_KEYS)  # type: ignore[union-attr]
 
     def __delitem__(self, key: Any) -> None:
         dict.__delitem__(self, key)
@@ -318,9 +334,16 @@ def parts(obj: Any, out: list[Any] | None = None) -> list[Any]:
 
 
 def attach(obj: Any, watch: set[int], owner: int) -> None:
-    """Report every later write to ``obj`` (and to the containers in it) as ``owner`` into ``watch``."""
+    """Report every later write to ``obj`` (and to the containers in it) as ``owner`` into ``watch``.
+
+    A register file (a :class:`VersionedDict`) reports as ``owner + FILE`` instead, and keeps
+    the keys written in its own ``written`` set, so that a watcher can tell "the vCPU's flags
+    changed" from "these registers of its context changed".
+    """
     for part in parts(obj):
-        if isinstance(part, (_Versioned, WatchedSlots)):
+        if isinstance(part, VersionedDict):
+            part.__dict__.update(_watch=watch, _owner=owner + FILE, written=set())
+        elif isinstance(part, (_Versioned, WatchedSlots)):
             object.__setattr__(part, "_watch", watch)
             object.__setattr__(part, "_owner", owner)
 
