@@ -17,6 +17,7 @@ from kvmdbg.arch.esr import EC, esr, esr_cp14, esr_sysreg
 from kvmdbg.arch.registers import (
     CP14_REGISTERS,
     KVM_REG_ARM64_SYSREG_BASE,
+    REGISTERS,
     Access,
     SysReg,
     check_value,
@@ -47,10 +48,24 @@ if TYPE_CHECKING:
     from kvmdbg.arch.a64 import Program
     from kvmdbg.run import RunResult
 
-__all__ = ["Machine", "WATCHED"]
+__all__ = ["Machine", "WATCHED", "VMM_DBGBCR", "VMM_DBGWCR"]
 
 _SITE_RT = 0  # the general register guest_write/guest_read use (x0 / r0)
 
+
+# What a VMM writes into struct kvm_guest_debug_arch (arch/arm64/include/uapi/asm/kvm.h: dbg_bcr[],
+# dbg_wcr[], passed with KVM_SET_GUEST_DEBUG) for one hardware breakpoint / watchpoint on a guest
+# address, built from the register table's fields (Arm ARM DBGBCR<n>_EL1, DBGWCR<n>_EL1):
+# enabled, matching at EL1 and EL0 (PMC/PAC = 0b11), for a whole A64 instruction (BAS = 0b1111)
+# and for loads and stores of any byte of the doubleword (LSC = 0b11, BAS = 0xff). The kernel's
+# selftest aarch64/debug-exceptions.c composes its values the same way (DBGBCR_E, DBGWCR_LEN8 ...).
+VMM_DBGBCR = REGISTERS["DBGBCR0_EL1"].encode(E=1, PMC=0b11, BAS=0b1111)  # 0x1e7
+VMM_DBGWCR = REGISTERS["DBGWCR0_EL1"].encode(E=1, PAC=0b11, LSC=0b11, BAS=0xFF)  # 0x1fff
+WATCHPOINT_ALIGN = 8  # DBGWVR<n>_EL1 holds a doubleword-aligned address; BAS picks bytes within it
+# The low 16 bits of a KVM_GET/SET_ONE_REG id name the register within its group: for a system
+# register Op0, Op1, CRn, CRm, Op2 (KVM_REG_ARM64_SYSREG_*_MASK in arch/arm64/include/uapi/asm/kvm.h),
+# for a core register its offset in struct kvm_regs; the bits above say which group and size.
+_ID_INDEX_BITS = 0xFFFF
 
 # Instruction-word tuples Machine.run has already checked, by id (see Machine.run).
 _CHECKED_WORDS: dict[int, tuple[int, ...]] = {}
@@ -478,7 +493,7 @@ class Machine:
             try:
                 return lookup(reg), None
             except UnknownRegisterError:
-                if reg & ~0xFFFF == KVM_REG_ARM64_SYSREG_BASE or reg & ~0xFFFF == KVM_REG_ARM_CORE_BASE:
+                if reg & ~_ID_INDEX_BITS in (KVM_REG_ARM64_SYSREG_BASE, KVM_REG_ARM_CORE_BASE):
                     raise RegisterNotModelledError(hex(reg), (
                         f"reg={reg:#x} is a well-formed KVM register id, but not one the model has: the "
                         "real kernel may well serve it; kvmdbg models only the registers in "
@@ -554,10 +569,10 @@ class Machine:
             flags.add("USE_HW")
         for n, a in enumerate(bps):
             ext.bvr[n] = a
-            ext.bcr[n] = 0x1E7  # E=1, PMC=0b11 (EL1 and EL0), BAS=0b1111
+            ext.bcr[n] = VMM_DBGBCR
         for n, a in enumerate(wps):
-            ext.wvr[n] = a & ~7
-            ext.wcr[n] = 0x1FFF  # E, PAC=0b11, LSC=0b11, BAS=0xFF
+            ext.wvr[n] = a & ~(WATCHPOINT_ALIGN - 1)
+            ext.wcr[n] = VMM_DBGWCR
         if single_step:
             flags.add("SINGLESTEP")
         if flags:

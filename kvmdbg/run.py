@@ -85,14 +85,14 @@ PE, a condition re-read after every system register access and every exit.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from kvmdbg.arch.a64 import decode
 from kvmdbg.arch.debug import DebugKind
 from kvmdbg.arch.esr import EC, esr, esr_sysreg
-from kvmdbg.arch.registers import Access, lookup_encoding
+from kvmdbg.arch.registers import REGISTERS, Access, lookup_encoding
 from kvmdbg.errors import GuestFault, RunawayGuestError
 from kvmdbg.kvm.runtime import Step
 
@@ -100,14 +100,42 @@ if TYPE_CHECKING:
     from kvmdbg.arch.a64 import Insn, Program
     from kvmdbg.arch.registers import SysReg
     from kvmdbg.cpu.pe import PhysicalCPU
-    from kvmdbg.machine import Machine
+    from kvmdbg.kvm.runtime import Kvm
+    from kvmdbg.trace import Event
 
-__all__ = ["RunResult", "GuestException", "Exit", "GuestMemory", "run_program", "DONE_HVC"]
+__all__ = ["RunResult", "GuestException", "Exit", "GuestMemory", "GuestHost", "run_program", "DONE_HVC"]
+
+
+class GuestHost(Protocol):
+    """What the executor needs of the machine it runs a guest on; :class:`kvmdbg.Machine` is one.
+
+    Only this, so that this module depends on nothing above it (the machine imports the
+    executor, never the other way round).
+    """
+
+    kvm: Kvm
+    pe: PhysicalCPU
+
+    def vcpu_index(self, vcpu: int) -> int: ...
+
+    def drive(self, ops: Iterable[Step]) -> list[Event]: ...
+
+    def record(self, s: Step) -> Event: ...
+
+    def guest_write(self, reg: str | int, value: int, vcpu: int = 0) -> None: ...
+
+    def guest_read(self, reg: str | int, vcpu: int = 0) -> int: ...
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1
 DONE_HVC = 0xFFFF  # "hvc #0xffff": the kit's test-done hypercall
 _VA_MASK = ((1 << 49) - 1) & ~3  # DBGBVR_EL1 compares VA[48:2]
+_WVA_MASK = ((1 << 49) - 1) & ~7  # DBGWVR_EL1 holds VA[48:3]; BAS selects bytes of that doubleword
+# The control fields the executor reads, from the register table (Arm ARM DBGBCR<n>_EL1, DBGWCR<n>_EL1).
+_BCR, _WCR = REGISTERS["DBGBCR0_EL1"], REGISTERS["DBGWCR0_EL1"]
+_BCR_E, _BCR_PMC_EL1 = _BCR.field("E").mask, _BCR.encode(PMC=0b01)  # PMC[0]: match at EL1
+_WCR_E, _WCR_PAC_EL1 = _WCR.field("E").mask, _WCR.encode(PAC=0b01)  # PAC[0]: match at EL1
+_WCR_BAS, _WCR_LSC = _WCR.field("BAS"), _WCR.field("LSC")
 _ISS_DEBUG = 0x22  # IFSC/DFSC "debug exception"
 _SMCCC_RET_NOT_SUPPORTED = M64  # -1
 # Kinds of compiled instruction.
@@ -230,7 +258,7 @@ class _Stop(Exception):
         self.reason = reason
 
 
-def run_program(machine: Machine, program: Program, vcpu: int = 0, max_steps: int = 100000) -> RunResult:
+def run_program(machine: GuestHost, program: Program, vcpu: int = 0, max_steps: int = 100000) -> RunResult:
     """Execute ``program`` on vCPU ``vcpu`` of ``machine``; see the module docstring."""
     if isinstance(max_steps, bool):
         raise ValueError(f"max_steps must be a positive whole number, not {max_steps!r}")
@@ -297,7 +325,7 @@ _COMPILED = _ProgramCache()
 
 
 class _Runner:
-    def __init__(self, machine: Machine, program: Program, index: int, limit: int) -> None:
+    def __init__(self, machine: GuestHost, program: Program, index: int, limit: int) -> None:
         self.m = machine
         self.kvm = machine.kvm
         self.pe = machine.pe
@@ -458,13 +486,13 @@ class _Runner:
         bps = []
         for n in self.pe.breakpoint_slots():
             bcr = r[f"DBGBCR{n}_EL1"]
-            if bcr & 1 and bcr & 2:  # E, PMC[0]: match at EL1
+            if bcr & _BCR_E and bcr & _BCR_PMC_EL1:  # enabled, and matching at EL1
                 bps.append(r[f"DBGBVR{n}_EL1"] & _VA_MASK)
         wps = []
         for n in self.pe.watchpoint_slots():
             wcr = r[f"DBGWCR{n}_EL1"]
-            if wcr & 1 and wcr & 2:  # E, PAC[0]: match at EL1
-                wps.append((r[f"DBGWVR{n}_EL1"] & ((1 << 49) - 8), (wcr >> 5) & 0xFF, (wcr >> 3) & 3))
+            if wcr & _WCR_E and wcr & _WCR_PAC_EL1:  # enabled, and matching at EL1
+                wps.append((r[f"DBGWVR{n}_EL1"] & _WVA_MASK, _WCR_BAS.extract(wcr), _WCR_LSC.extract(wcr)))
         self.bps, self.wps = tuple(bps), tuple(wps)
         self.ss_on = bool(r["MDSCR_EL1"] & 1)
 
