@@ -294,32 +294,39 @@ def versioned(value: Any) -> Any:
     return value
 
 
-class _QuietDict(dict[Any, Any], _Versioned):
-    """A VersionedDict that has stopped counting (see :func:`quiet`): plain dict speed."""
+_QUIET_TWINS: dict[type, type] = {}
 
 
-class _QuietList(list[Any], _Versioned):
-    """A VersionedList that has stopped counting."""
-
-
-class _QuietSet(set[Any], _Versioned):
-    """A VersionedSet that has stopped counting."""
-
-
-_QUIET: dict[type, type] = {VersionedDict: _QuietDict, VersionedList: _QuietList, VersionedSet: _QuietSet}
+def _quiet_twin(cls: type) -> type:
+    """``cls`` with plain attribute writes: same name, same layout, no bookkeeping."""
+    twin = _QUIET_TWINS.get(cls)
+    if twin is None:
+        twin = type(cls.__name__, (cls,), {"__slots__": (), "__setattr__": object.__setattr__,
+                                           "__qualname__": cls.__qualname__, "__module__": cls.__module__})
+        _QUIET_TWINS[cls] = twin
+    return twin
 
 
 def quiet(obj: Any) -> None:
-    """Stop the containers in ``obj`` counting their writes: for state nothing caches anything from.
+    """Turn the state in ``obj`` into plain objects that count nothing: for state nothing caches from.
 
     An untraced machine keeps no cache of derived values (its snapshot computes them afresh),
-    so its register files need not pay for bookkeeping on every write. A container assigned
-    later (``vcpu.flags = set()``) is a counting one again; that costs only speed.
+    so its register files need not pay for bookkeeping: every container part becomes a plain
+    ``dict``, ``list`` or ``set`` again (the interpreter's fastest paths are for exactly those)
+    and the state objects write their attributes as any object does.
     """
-    for part in parts(obj):
-        twin = _QUIET.get(type(part))
-        if twin is not None:
-            part.__class__ = twin
+    if not isinstance(obj, WatchedSlots):
+        return
+    for name in obj.__versioned_parts__:
+        part = object.__getattribute__(obj, name)
+        if isinstance(part, WatchedSlots):
+            quiet(part)
+        else:
+            for plain in (dict, list, set):
+                if isinstance(part, plain):
+                    object.__setattr__(obj, name, plain(part))
+                    break
+    object.__setattr__(obj, "__class__", _quiet_twin(type(obj)))
 
 
 def parts(obj: Any, out: list[Any] | None = None) -> list[Any]:

@@ -250,3 +250,26 @@ def test_random_sequences_record_the_views_a_fresh_computation_gives(seed: int) 
         for j in range(3):
             for reg in ("OSLSR_EL1", "OSDLR_EL1", "MDSCR_EL1"):
                 assert state[("guest_view", reg, j)] == m.guest_view(reg, j), (seed, j, reg)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_untraced_machine_ends_in_the_state_a_traced_one_records(seed: int) -> None:
+    """Untraced machines keep plain containers and no cache; their snapshots agree with a traced twin's."""
+    import random
+
+    from kvmdbg import GuestFault, KvmdbgError
+
+    variant = VARIANTS[(seed * 3) % len(VARIANTS)]
+    traced, untraced = Machine(variant, vcpus=2, vhe=bool(seed & 1)), Machine(variant, vcpus=2, vhe=bool(seed & 1),
+                                                                                trace=False)
+    assert type(untraced.pe.regs) is dict and type(traced.pe.regs) is not dict
+    for m in (traced, untraced):
+        rnd = random.Random(seed)
+        for _ in range(30):
+            try:
+                _random_action(m, rnd, rnd.randrange(2))
+            except (GuestFault, OSError, KvmdbgError):
+                pass
+    a, b = traced.snapshot(), untraced.snapshot()
+    assert a.values == b.values and a.step == b.step and (a.where, a.loaded) == (b.where, b.loaded)
+    assert dict(_last_state(traced)) == dict(a.values)
