@@ -169,14 +169,20 @@ class Exit:
 class GuestMemory:
     """Byte-addressed guest memory for one run; never-written bytes read as 0 (little-endian)."""
 
-    __slots__ = ("_bytes",)
+    __slots__ = ("_bytes", "_image")
 
     def __init__(self) -> None:
         self._bytes: dict[int, int] = {}
+        self._image: dict[int, int] = {}  # the program's bytes, shared with the program cache: never written
 
     def read(self, address: int, size: int) -> int:
-        get = self._bytes.get
-        return sum(get(address + k, 0) << (8 * k) for k in range(size))
+        b, image = self._bytes, self._image
+        out = 0
+        for k in range(size):
+            a = address + k
+            byte = b.get(a)
+            out |= (image.get(a, 0) if byte is None else byte) << (8 * k)
+        return out
 
     def write(self, address: int, size: int, value: int) -> None:
         b = self._bytes
@@ -184,18 +190,19 @@ class GuestMemory:
             b[address + k] = (value >> (8 * k)) & 0xFF
 
     def load_image(self, image: dict[int, int]) -> None:
-        """Bytes at their addresses (a program's words, from the decoded-program cache)."""
-        self._bytes.update(image)
+        """The program's bytes at their addresses, under anything written later (not copied: a
+        program of 10,000 words would cost more to copy than to run)."""
+        self._image = image
 
     def as_dict(self) -> dict[int, int]:
         """A copy: address -> byte."""
-        return dict(self._bytes)
+        return self._image | self._bytes
 
     def __len__(self) -> int:
-        return len(self._bytes)
+        return len(self._image.keys() | self._bytes.keys()) if self._image else len(self._bytes)
 
     def __repr__(self) -> str:
-        return f"<GuestMemory {len(self._bytes)} bytes>"
+        return f"<GuestMemory {len(self)} bytes>"
 
 
 @dataclass
@@ -281,13 +288,14 @@ class _Compiled:
     over, so a compiled program can serve one run at a time; ``busy`` says it is in use.
     """
 
-    __slots__ = ("key", "x", "code", "pure", "image", "busy")
+    __slots__ = ("key", "x", "code", "pure_at", "image", "busy")
 
     def __init__(self, key: tuple[int, tuple[int, ...]], x: list[int],
                  code: list[tuple[int, Callable[[int], int] | None, Insn]], image: dict[int, int]) -> None:
         self.key, self.x, self.code, self.image, self.busy = key, x, code, image, True
-        # The closure of each ALU / branch instruction, None for the others (the run loop's fast path).
-        self.pure = [fn if kind == _PURE else None for kind, fn, _insn in code]
+        # The closure of each ALU / branch instruction by its address (the run loop's fast path).
+        base = key[0]
+        self.pure_at = {base + 4 * k: fn for k, (kind, fn, _insn) in enumerate(code) if kind == _PURE}
 
 
 class _ProgramCache:
@@ -553,23 +561,23 @@ class _Runner:
         code, base, count, limit = self.code, self.base, self.count, self.limit
         pc = base
         steps = 0
-        pure = self._compiled.pure
-        size = 4 * count
+        pure_at = self._compiled.pure_at.get
         try:
             while True:
                 if not (self.bps or self.ss_on):
                     # The fast path: no breakpoint armed and no step active, and ALU / branch
                     # instructions cannot arm one (only a system register access or an exit can,
-                    # and those leave this loop), so run them back to back without the checks below.
-                    while True:
-                        off = pc - base
-                        if off < 0 or off & 3 or off >= size or steps >= limit:
-                            break
-                        fn = pure[off >> 2]
+                    # and those leave this loop), so run them back to back without the checks
+                    # below; anything else (another kind of instruction, a PC outside the program,
+                    # the step limit) goes to the full loop.
+                    left = limit - steps
+                    while left > 0:
+                        fn = pure_at(pc)
                         if fn is None:
                             break
-                        steps += 1
                         pc = fn(pc)
+                        left -= 1
+                    steps = limit - left
                 off = pc - base
                 if off < 0 or off & 3 or (off >> 2) >= count:
                     raise _Stop("end" if pc == base + 4 * count else "left program")
