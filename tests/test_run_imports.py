@@ -1,9 +1,11 @@
-"""The guest executor depends only downward: kvmdbg.run never imports kvmdbg.machine (not even for types)."""
+"""The guest executor and the machine's parts depend only downward: none imports kvmdbg.machine (not even for types)."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 import kvmdbg.run
 from kvmdbg import Machine
@@ -22,8 +24,10 @@ def _imported_modules(path: Path) -> set[str]:
     return names
 
 
-def test_run_imports_nothing_from_the_machine_module() -> None:
-    assert not {m for m in _imported_modules(RUN) if m == "kvmdbg.machine" or m.startswith("kvmdbg.machine.")}
+@pytest.mark.parametrize("module", ["run", "core", "recorder", "stepper", "guest", "userspace", "versioned"])
+def test_the_executor_and_the_machines_parts_import_nothing_from_the_machine_module(module: str) -> None:
+    path = RUN.parent / f"{module}.py"
+    assert not {m for m in _imported_modules(path) if m == "kvmdbg.machine" or m.startswith("kvmdbg.machine.")}
 
 
 def test_the_machine_is_a_guest_host() -> None:
