@@ -140,6 +140,9 @@ _ISS_DEBUG = 0x22  # IFSC/DFSC "debug exception"
 _SMCCC_RET_NOT_SUPPORTED = M64  # -1
 # Kinds of compiled instruction.
 _PURE, _MEM, _SPECIAL = 0, 1, 2
+# The ALU instructions, after which execution always goes on at pc + 4 (every other pure one branches).
+_FALLS_THROUGH = frozenset({"movz", "movn", "movk", "add_imm", "sub_imm", "orr_imm", "add_reg", "sub_reg",
+                            "orr_reg", "adr", "nop", "isb"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,14 +291,33 @@ class _Compiled:
     over, so a compiled program can serve one run at a time; ``busy`` says it is in use.
     """
 
-    __slots__ = ("key", "x", "code", "pure_at", "image", "busy")
+    __slots__ = ("key", "x", "code", "pure_at", "runs_at", "image", "busy")
 
     def __init__(self, key: tuple[int, tuple[int, ...]], x: list[int],
                  code: list[tuple[int, Callable[[int], int] | None, Insn]], image: dict[int, int]) -> None:
         self.key, self.x, self.code, self.image, self.busy = key, x, code, image, True
-        # The closure of each ALU / branch instruction by its address (the run loop's fast path).
+        # The closure of each ALU / branch instruction by its address (the run loop's fast path),
+        # and, at each address where a run of them starts, the whole run: the closures up to and
+        # including the first branch (or up to the next instruction of another kind). The same
+        # closures, called in the same order; only the look-up between them is saved.
         base = key[0]
         self.pure_at = {base + 4 * k: fn for k, (kind, fn, _insn) in enumerate(code) if kind == _PURE}
+        self.runs_at: dict[int, tuple[Callable[[int], int], ...]] = {}
+        run: list[Callable[[int], int]] = []
+        start = 0
+        for k, (kind, fn, insn) in enumerate([*code, (_SPECIAL, None, None)]):
+            if kind == _PURE and fn is not None:
+                if not run:
+                    start = k
+                run.append(fn)
+                if insn is not None and insn.op not in _FALLS_THROUGH:
+                    kind = _SPECIAL  # a branch ends the run after itself
+                    fn = None
+                else:
+                    continue
+            if len(run) > 1:
+                self.runs_at[base + 4 * start] = tuple(run)
+            run = []
 
 
 class _ProgramCache:
@@ -561,7 +583,7 @@ class _Runner:
         code, base, count, limit = self.code, self.base, self.count, self.limit
         pc = base
         steps = 0
-        pure_at = self._compiled.pure_at.get
+        pure_at, runs_at = self._compiled.pure_at.get, self._compiled.runs_at.get
         try:
             while True:
                 if not (self.bps or self.ss_on):
@@ -572,10 +594,16 @@ class _Runner:
                     # the step limit) goes to the full loop.
                     left = limit - steps
                     while left > 0:
-                        fn = pure_at(pc)
-                        if fn is None:
+                        run = runs_at(pc)
+                        if run is not None and len(run) <= left:
+                            for each in run:
+                                pc = each(pc)
+                            left -= len(run)
+                            continue
+                        one = pure_at(pc)
+                        if one is None:
                             break
-                        pc = fn(pc)
+                        pc = one(pc)
                         left -= 1
                     steps = limit - left
                 off = pc - base

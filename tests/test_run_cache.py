@@ -49,3 +49,26 @@ def test_a_run_that_ends_in_an_error_leaves_the_cache_usable() -> None:
             m.run(prog, max_steps=100)
     assert m.run(assemble("mov x7, #3")).regs["x7"] == 3
     assert m.kvm.vcpus[0].x[0] == 100  # 50 adds in each of the two runs
+
+
+def test_a_straight_run_stops_exactly_at_max_steps() -> None:
+    from kvmdbg import RunawayGuestError
+
+    prog = assemble("\n".join(["add x1, x1, #1"] * 20))
+    m = Machine("upstream", trace=False)
+    for _ in range(2):  # compiled, then from the cache
+        m.run(assemble("mov x1, #0"))
+        with pytest.raises(RunawayGuestError) as info:
+            m.run(prog, max_steps=7)
+        result = info.value.result  # type: ignore[attr-defined]
+        assert result.steps == 7 and result.regs["x1"] == 7 and result.pc == prog.base + 28
+
+
+def test_a_jump_into_the_middle_of_a_straight_run_executes_only_its_tail() -> None:
+    prog = assemble("adr x9, mid\nret x9\nadd x1, x1, #1\nadd x1, x1, #1\nmid:\nadd x1, x1, #1\nadd x1, x1, #1")
+    m = Machine("upstream", trace=False)
+    m.run(assemble("mov x1, #0"))
+    first = m.run(prog)
+    m.run(assemble("mov x1, #0"))
+    second = m.run(prog)
+    assert (first.regs["x1"], first.steps) == (second.regs["x1"], second.steps) == (2, 4)
