@@ -75,7 +75,9 @@ Debug exceptions (Arm ARM D2 "AArch64 Self-hosted Debug"; the decision is
     reason ``"debug"``, ``stop_reason="KVM_EXIT_DEBUG"``, and the vCPU put (KVM_RUN
     returned).
 
-Speed: instructions are decoded once per run into closures; breakpoint, watchpoint and
+Speed: instructions are decoded once per program into closures, kept in a small cache keyed
+by the program's base and words (:class:`_ProgramCache`), so a second run of the same
+program decodes nothing; breakpoint, watchpoint and
 step checks are made only while some DBGBCRn/DBGWCRn.E or MDSCR_EL1.SS bit is set on the
 PE, a condition re-read after every system register access and every exit.
 """
@@ -83,14 +85,14 @@ PE, a condition re-read after every system register access and every exit.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from kvmdbg.arch.a64 import decode
 from kvmdbg.arch.debug import DebugKind
 from kvmdbg.arch.esr import EC, esr, esr_sysreg
-from kvmdbg.arch.registers import Access, lookup_encoding
+from kvmdbg.arch.registers import REGISTERS, Access, lookup_encoding
 from kvmdbg.errors import GuestFault, RunawayGuestError
 from kvmdbg.kvm.runtime import Step
 
@@ -98,18 +100,49 @@ if TYPE_CHECKING:
     from kvmdbg.arch.a64 import Insn, Program
     from kvmdbg.arch.registers import SysReg
     from kvmdbg.cpu.pe import PhysicalCPU
-    from kvmdbg.machine import Machine
+    from kvmdbg.kvm.runtime import Kvm
+    from kvmdbg.trace import Event
 
-__all__ = ["RunResult", "GuestException", "Exit", "GuestMemory", "run_program", "DONE_HVC"]
+__all__ = ["RunResult", "GuestException", "Exit", "GuestMemory", "GuestHost", "run_program", "DONE_HVC"]
+
+
+class GuestHost(Protocol):
+    """What the executor needs of the machine it runs a guest on; :class:`kvmdbg.Machine` is one.
+
+    Only this, so that this module depends on nothing above it (the machine imports the
+    executor, never the other way round).
+    """
+
+    kvm: Kvm
+    pe: PhysicalCPU
+
+    def vcpu_index(self, vcpu: int) -> int: ...
+
+    def drive(self, ops: Iterable[Step]) -> list[Event]: ...
+
+    def record(self, s: Step) -> Event: ...
+
+    def guest_write(self, reg: str | int, value: int, vcpu: int = 0) -> None: ...
+
+    def guest_read(self, reg: str | int, vcpu: int = 0) -> int: ...
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1
 DONE_HVC = 0xFFFF  # "hvc #0xffff": the kit's test-done hypercall
 _VA_MASK = ((1 << 49) - 1) & ~3  # DBGBVR_EL1 compares VA[48:2]
+_WVA_MASK = ((1 << 49) - 1) & ~7  # DBGWVR_EL1 holds VA[48:3]; BAS selects bytes of that doubleword
+# The control fields the executor reads, from the register table (Arm ARM DBGBCR<n>_EL1, DBGWCR<n>_EL1).
+_BCR, _WCR = REGISTERS["DBGBCR0_EL1"], REGISTERS["DBGWCR0_EL1"]
+_BCR_E, _BCR_PMC_EL1 = _BCR.field("E").mask, _BCR.encode(PMC=0b01)  # PMC[0]: match at EL1
+_WCR_E, _WCR_PAC_EL1 = _WCR.field("E").mask, _WCR.encode(PAC=0b01)  # PAC[0]: match at EL1
+_WCR_BAS, _WCR_LSC = _WCR.field("BAS"), _WCR.field("LSC")
 _ISS_DEBUG = 0x22  # IFSC/DFSC "debug exception"
 _SMCCC_RET_NOT_SUPPORTED = M64  # -1
 # Kinds of compiled instruction.
 _PURE, _MEM, _SPECIAL = 0, 1, 2
+# The ALU instructions, after which execution always goes on at pc + 4 (every other pure one branches).
+_FALLS_THROUGH = frozenset({"movz", "movn", "movk", "add_imm", "sub_imm", "orr_imm", "add_reg", "sub_reg",
+                            "orr_reg", "adr", "nop", "isb"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,29 +172,40 @@ class Exit:
 class GuestMemory:
     """Byte-addressed guest memory for one run; never-written bytes read as 0 (little-endian)."""
 
-    __slots__ = ("_bytes",)
+    __slots__ = ("_bytes", "_image")
 
     def __init__(self) -> None:
         self._bytes: dict[int, int] = {}
+        self._image: dict[int, int] = {}  # the program's bytes, shared with the program cache: never written
 
     def read(self, address: int, size: int) -> int:
-        get = self._bytes.get
-        return sum(get(address + k, 0) << (8 * k) for k in range(size))
+        b, image = self._bytes, self._image
+        out = 0
+        for k in range(size):
+            a = address + k
+            byte = b.get(a)
+            out |= (image.get(a, 0) if byte is None else byte) << (8 * k)
+        return out
 
     def write(self, address: int, size: int, value: int) -> None:
         b = self._bytes
         for k in range(size):
             b[address + k] = (value >> (8 * k)) & 0xFF
 
+    def load_image(self, image: dict[int, int]) -> None:
+        """The program's bytes at their addresses, under anything written later (not copied: a
+        program of 10,000 words would cost more to copy than to run)."""
+        self._image = image
+
     def as_dict(self) -> dict[int, int]:
         """A copy: address -> byte."""
-        return dict(self._bytes)
+        return self._image | self._bytes
 
     def __len__(self) -> int:
-        return len(self._bytes)
+        return len(self._image.keys() | self._bytes.keys()) if self._image else len(self._bytes)
 
     def __repr__(self) -> str:
-        return f"<GuestMemory {len(self._bytes)} bytes>"
+        return f"<GuestMemory {len(self)} bytes>"
 
 
 @dataclass
@@ -224,7 +268,7 @@ class _Stop(Exception):
         self.reason = reason
 
 
-def run_program(machine: Machine, program: Program, vcpu: int = 0, max_steps: int = 100000) -> RunResult:
+def run_program(machine: GuestHost, program: Program, vcpu: int = 0, max_steps: int = 100000) -> RunResult:
     """Execute ``program`` on vCPU ``vcpu`` of ``machine``; see the module docstring."""
     if isinstance(max_steps, bool):
         raise ValueError(f"max_steps must be a positive whole number, not {max_steps!r}")
@@ -240,8 +284,78 @@ def run_program(machine: Machine, program: Program, vcpu: int = 0, max_steps: in
     return _Runner(machine, program, index, limit).run()
 
 
+class _Compiled:
+    """One program decoded and compiled: the closures, the register list they act on, its bytes.
+
+    The closures of :meth:`_Runner._compile` read and write the list ``x`` they were built
+    over, so a compiled program can serve one run at a time; ``busy`` says it is in use.
+    """
+
+    __slots__ = ("key", "x", "code", "pure_at", "runs_at", "image", "busy")
+
+    def __init__(self, key: tuple[int, tuple[int, ...]], x: list[int],
+                 code: list[tuple[int, Callable[[int], int] | None, Insn]], image: dict[int, int]) -> None:
+        self.key, self.x, self.code, self.image, self.busy = key, x, code, image, True
+        # The closure of each ALU / branch instruction by its address (the run loop's fast path),
+        # and, at each address where a run of them starts, the whole run: the closures up to and
+        # including the first branch (or up to the next instruction of another kind). The same
+        # closures, called in the same order; only the look-up between them is saved.
+        base = key[0]
+        self.pure_at = {base + 4 * k: fn for k, (kind, fn, _insn) in enumerate(code) if kind == _PURE}
+        self.runs_at: dict[int, tuple[Callable[[int], int], ...]] = {}
+        run: list[Callable[[int], int]] = []
+        start = 0
+        for k, (kind, fn, insn) in enumerate([*code, (_SPECIAL, None, None)]):
+            if kind == _PURE and fn is not None:
+                if not run:
+                    start = k
+                run.append(fn)
+                if insn is not None and insn.op not in _FALLS_THROUGH:
+                    kind = _SPECIAL  # a branch ends the run after itself
+                    fn = None
+                else:
+                    continue
+            if len(run) > 1:
+                self.runs_at[base + 4 * start] = tuple(run)
+            run = []
+
+
+class _ProgramCache:
+    """Decoded programs by (base, words), most recently used last: a word is decoded once, not every run.
+
+    Decoding (``a64.decode``) costs far more than executing, so running the same program again
+    (a lesson's cell run twice, a benchmark's second run) skips it, and its memory image is
+    copied from the cache instead of being written byte by byte.
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._entries: dict[tuple[int, tuple[int, ...]], _Compiled] = {}
+
+    def take(self, key: tuple[int, tuple[int, ...]]) -> _Compiled | None:
+        """The compiled program for ``key``, marked busy; None if there is none (or it is in use)."""
+        entry = self._entries.pop(key, None)
+        if entry is None or entry.busy:
+            if entry is not None:
+                self._entries[key] = entry
+            return None
+        self._entries[key] = entry  # most recently used last
+        entry.busy = True
+        return entry
+
+    def give_back(self, entry: _Compiled) -> None:
+        entry.busy = False
+        if entry.key not in self._entries:
+            self._entries[entry.key] = entry
+            while len(self._entries) > self.size:
+                del self._entries[next(iter(self._entries))]
+
+
+_COMPILED = _ProgramCache()
+
+
 class _Runner:
-    def __init__(self, machine: Machine, program: Program, index: int, limit: int) -> None:
+    def __init__(self, machine: GuestHost, program: Program, index: int, limit: int) -> None:
         self.m = machine
         self.kvm = machine.kvm
         self.pe = machine.pe
@@ -251,16 +365,27 @@ class _Runner:
         self.limit = limit
         self.base = program.base
         self.count = len(program.words)
-        self.mem = GuestMemory()
-        for k, word in enumerate(program.words):
-            self.mem.write(self.base + 4 * k, 4, word)
-        # x0..x30, SP (31), zero-register read slot (32, always 0), zero-register write sink (33).
-        self.x = list(self.v.x) + [self.v.sp, 0, 0]
-        self.result = RunResult(regs={}, memory=self.mem)
         self.bps: tuple[int, ...] = ()
         self.wps: tuple[tuple[int, int, int], ...] = ()
         self.ss_on = False
-        self.code = [self._compile(decode(w)) for w in program.words]
+        # x0..x30, SP (31), zero-register read slot (32, always 0), zero-register write sink (33).
+        regs = list(self.v.x) + [self.v.sp, 0, 0]
+        compiled = _COMPILED.take((program.base, program.words))
+        if compiled is None:
+            self.x = regs
+            self.code = [self._compile(decode(w)) for w in program.words]
+            image = GuestMemory()
+            for k, word in enumerate(program.words):
+                image.write(self.base + 4 * k, 4, word)
+            compiled = _Compiled((program.base, program.words), self.x, self.code, image.as_dict())
+        else:
+            self.x = compiled.x
+            self.x[:] = regs
+            self.code = compiled.code
+        self._compiled = compiled
+        self.mem = GuestMemory()
+        self.mem.load_image(self._compiled.image)
+        self.result = RunResult(regs={}, memory=self.mem)
 
     # -- compilation --------------------------------------------------------------------
 
@@ -316,7 +441,26 @@ class _Runner:
             return _PURE, add_i, insn
         if op in ("add_reg", "sub_reg", "orr_reg"):
             d, n, mm = wr_(insn.rd), rd_(insn.rn), rd_(insn.rm)
-            shf = _shifter(insn.shift_type, insn.shift, 64 if sf else 32)
+            amount = insn.shift
+            if amount == 0 or insn.shift_type == "lsl":
+                # No shift or LSL, the common forms, inlined: masking the sum (or OR) once is the
+                # same as masking the shifted operand first, since the mask is 2**width - 1.
+                if op == "orr_reg":
+                    def orr_lsl(pc: int) -> int:
+                        x[d] = (x[n] | (x[mm] << amount)) & mask
+                        return pc + 4
+                    return _PURE, orr_lsl, insn
+                if op == "add_reg":
+                    def add_lsl(pc: int) -> int:
+                        x[d] = (x[n] + (x[mm] << amount)) & mask
+                        return pc + 4
+                    return _PURE, add_lsl, insn
+
+                def sub_lsl(pc: int) -> int:
+                    x[d] = (x[n] - (x[mm] << amount)) & mask
+                    return pc + 4
+                return _PURE, sub_lsl, insn
+            shf = _shifter(insn.shift_type, amount, 64 if sf else 32)
             if op == "orr_reg":
                 def orr_r(pc: int) -> int:
                     x[d] = (x[n] | shf(x[mm])) & mask
@@ -372,13 +516,13 @@ class _Runner:
         bps = []
         for n in self.pe.breakpoint_slots():
             bcr = r[f"DBGBCR{n}_EL1"]
-            if bcr & 1 and bcr & 2:  # E, PMC[0]: match at EL1
+            if bcr & _BCR_E and bcr & _BCR_PMC_EL1:  # enabled, and matching at EL1
                 bps.append(r[f"DBGBVR{n}_EL1"] & _VA_MASK)
         wps = []
         for n in self.pe.watchpoint_slots():
             wcr = r[f"DBGWCR{n}_EL1"]
-            if wcr & 1 and wcr & 2:  # E, PAC[0]: match at EL1
-                wps.append((r[f"DBGWVR{n}_EL1"] & ((1 << 49) - 8), (wcr >> 5) & 0xFF, (wcr >> 3) & 3))
+            if wcr & _WCR_E and wcr & _WCR_PAC_EL1:  # enabled, and matching at EL1
+                wps.append((r[f"DBGWVR{n}_EL1"] & _WVA_MASK, _WCR_BAS.extract(wcr), _WCR_LSC.extract(wcr)))
         self.bps, self.wps = tuple(bps), tuple(wps)
         self.ss_on = bool(r["MDSCR_EL1"] & 1)
 
@@ -425,6 +569,12 @@ class _Runner:
     # -- the loop -------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        try:
+            return self._run()
+        finally:
+            _COMPILED.give_back(self._compiled)
+
+    def _run(self) -> RunResult:
         m, v, pe = self.m, self.v, self.pe
         if not v.running:
             m.drive(self.kvm.enter(self.index))
@@ -433,8 +583,29 @@ class _Runner:
         code, base, count, limit = self.code, self.base, self.count, self.limit
         pc = base
         steps = 0
+        pure_at, runs_at = self._compiled.pure_at.get, self._compiled.runs_at.get
         try:
             while True:
+                if not (self.bps or self.ss_on):
+                    # The fast path: no breakpoint armed and no step active, and ALU / branch
+                    # instructions cannot arm one (only a system register access or an exit can,
+                    # and those leave this loop), so run them back to back without the checks
+                    # below; anything else (another kind of instruction, a PC outside the program,
+                    # the step limit) goes to the full loop.
+                    left = limit - steps
+                    while left > 0:
+                        run = runs_at(pc)
+                        if run is not None and len(run) <= left:
+                            for each in run:
+                                pc = each(pc)
+                            left -= len(run)
+                            continue
+                        one = pure_at(pc)
+                        if one is None:
+                            break
+                        pc = one(pc)
+                        left -= 1
+                    steps = limit - left
                 off = pc - base
                 if off < 0 or off & 3 or (off >> 2) >= count:
                     raise _Stop("end" if pc == base + 4 * count else "left program")

@@ -98,13 +98,17 @@ def test_optional_extras() -> None:
         "nbformat",
         "ipykernel",
         "capstone",
-        "unicorn",
         "ruff",
         "mypy",
         "playwright",
     ):
         assert name in test, f"the test extra lacks {name}"
     assert "voila" in dict(_split(d) for d in extras["app"])
+    # Unicorn is the benchmarks' peer, not a test oracle: it lives in the bench extra only.
+    assert "unicorn" in dict(_split(d) for d in extras["bench"])
+    assert "unicorn" not in test, "unicorn belongs to the bench extra (benchmarks/bench.py), not the test extra"
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r"^#\s+unicorn\b.*peer", text, re.M), "pyproject.toml's comments should say why unicorn is there"
 
 
 def test_entry_point_and_package_data() -> None:

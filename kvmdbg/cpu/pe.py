@@ -19,6 +19,7 @@ from kvmdbg.arch.debug import DebugKind, Verdict, debug_exception
 from kvmdbg.arch.registers import REGISTERS, Access, check_value, lookup
 from kvmdbg.cpu.profiles import CpuProfile, get_profile
 from kvmdbg.errors import ArchitecturalError
+from kvmdbg.versioned import VersionedDict, WatchedSlots
 
 __all__ = ["PhysicalCPU", "ArchitecturalError", "trap_control", "OS_LOCK_GROUP", "TDA_GROUP", "ID_GROUP"]
 
@@ -55,14 +56,21 @@ def trap_control(name: str, mdcr_el2: int, hcr_el2: int) -> str | None:
 IMPLEMENTED_BITS: dict[str, int] = {"CSSELR_EL1": 0xF}
 
 
-class PhysicalCPU:
-    """The debug state of one Armv8 PE."""
+class PhysicalCPU(WatchedSlots):
+    """The debug state of one Armv8 PE.
+
+    ``regs`` is a versioned register file and every attribute write counts as a write
+    (:mod:`kvmdbg.versioned`), so whoever caches something derived from the PE sees each change.
+    """
 
     __slots__ = ("profile", "regs", "el", "pstate_d", "halted", "_names")
+    __watched_fields__ = ("el", "pstate_d", "halted")
+    __versioned_parts__ = ("regs",)
 
     def __init__(self, profile: str | CpuProfile | None = None) -> None:
+        self._init_versioning()
         self.profile = get_profile(profile)
-        self.regs: dict[str, int] = {}
+        self.regs: dict[str, int] = VersionedDict()
         self.el = 2
         self.pstate_d = True
         self.halted = False
