@@ -29,7 +29,7 @@ from kvmdbg.errors import (
     check_flag,
 )
 from kvmdbg.guest import GuestAccess
-from kvmdbg.kvm.definition import FUNCTION_FILES, VHE_FUNCTION_FILES, KvmDefinition
+from kvmdbg.kvm.definition import VHE_FUNCTION_FILES, KvmDefinition
 from kvmdbg.kvm.runtime import Kvm, Step
 from kvmdbg.patches import resolve, variant_name
 from kvmdbg.recorder import WATCHED, Recorder
@@ -98,9 +98,10 @@ class Machine:
         self.defn = defn
         self.pe = PhysicalCPU(cpu)
         self.kvm = Kvm(defn, self.pe, vhe=self.vhe, nr_vcpus=nr, pmu=pmu, aarch32=a32)
+        self.kvm.describe = enabled  # untraced: the world switch formats no detail text
         self.trace = Trace(maxlen=maxlen, enabled=enabled)
         self._handler_names = frozenset(
-            [d.handler_name for d in defn.sys_regs.values()] + [c.access.__name__ for c in defn.cp14.values()])
+            [d.handler_name for d in defn.sys_regs.values()] + [c.handler_name for c in defn.cp14.values()])
         self._files: dict[str, str] = {}  # function -> kernel file, as _file_of() found it
         self._notes = dict(defn.notes)  # the patch notes, as a plain dict (faster to read than a mapping proxy)
         self._step = 0
@@ -157,8 +158,8 @@ class Machine:
         """The kernel file of a traced function: the table above, or sys_regs.c for a table handler."""
         if self.vhe and function in VHE_FUNCTION_FILES:
             return VHE_FUNCTION_FILES[function]
-        if function in FUNCTION_FILES:
-            return FUNCTION_FILES[function]
+        if function in self.defn.function_files:
+            return self.defn.function_files[function]
         if function in self._handler_names:
             return "arch/arm64/kvm/sys_regs.c"
         return "(unknown)"
