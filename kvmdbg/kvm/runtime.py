@@ -29,9 +29,10 @@ any other loaded vCPU first, as the scheduler would.
 from __future__ import annotations
 
 import errno
-from collections.abc import Generator, Iterator
+from collections import ChainMap
+from collections.abc import Generator, Iterator, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from kvmdbg.arch.esr import EC, decode_cp14, decode_sysreg, esr
 from kvmdbg.arch.registers import REGISTERS, Encoding, lookup_encoding
@@ -376,7 +377,7 @@ class Kvm:
         if desc.access is None:
             return None
         p = Params(_encoding(desc), 0, False)
-        ok = desc.access(DryEnv(self), self.vcpus[index].copy(), p, desc)
+        ok = desc.access(DryEnv(self), scratch(self.vcpus[index]), p, desc)
         return p.regval if ok else None
 
     # -- userspace: KVM_GET_REG_LIST, KVM_GET/SET_ONE_REG ------------------------------
@@ -402,7 +403,7 @@ class Kvm:
             return OSError(errno.ENOENT, f"No such file or directory ({ioctl}: this variant does not "
                            "expose the register to userspace)")
         if value is not None and desc.set_user is not None:
-            rc = desc.set_user(DryEnv(self), self.vcpus[index].copy(), desc, value)
+            rc = desc.set_user(DryEnv(self), scratch(self.vcpus[index]), desc, value)
             if rc:
                 return OSError(-rc, f"{errno.errorcode.get(-rc, '?')}: KVM_SET_ONE_REG of {desc.name}="
                                f"{value:#x} refused by {kernel_name(desc.set_user)}")
@@ -498,3 +499,80 @@ class DryEnv:
 
     def setup_mdcr(self, vcpu: Vcpu) -> None:
         self._kvm.defn.setup_mdcr(self, vcpu)
+
+
+class _ScratchSet:
+    """A set that reads through to another and keeps its own additions and removals."""
+
+    __slots__ = ("_base", "_added", "_removed")
+
+    def __init__(self, base: set[str]) -> None:
+        self._base, self._added, self._removed = base, set[str](), set[str]()
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._added or (item not in self._removed and item in self._base)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((set(self._base) - self._removed) | self._added)
+
+    def __len__(self) -> int:
+        return len((set(self._base) - self._removed) | self._added)
+
+    def add(self, item: str) -> None:
+        self._added.add(item)
+        self._removed.discard(item)
+
+    def discard(self, item: str) -> None:
+        self._added.discard(item)
+        self._removed.add(item)
+
+
+class _ScratchContext:
+    __slots__ = ("sys_regs",)
+
+    def __init__(self, base: CpuContext) -> None:
+        self.sys_regs: MutableMapping[str, int] = ChainMap({}, base.sys_regs)
+
+
+class _ScratchVcpu:
+    """A vCPU a dry run may write to: reads go through to the real vCPU, writes stay here.
+
+    Cheaper than a copy, and a read still reads the real vCPU, so whoever tracks what a
+    guest view depends on sees exactly what the handler read.
+    """
+
+    __slots__ = ("_real", "_own")
+
+    def __init__(self, real: Vcpu) -> None:
+        object.__setattr__(self, "_real", real)
+        object.__setattr__(self, "_own", {})
+
+    def __getattr__(self, name: str) -> object:
+        own: dict[str, object] = object.__getattribute__(self, "_own")
+        if name in own:
+            return own[name]
+        real: Vcpu = object.__getattribute__(self, "_real")
+        value: object = getattr(real, name)
+        if name == "ctxt":
+            value = _ScratchContext(real.ctxt)
+        elif name == "flags":
+            value = _ScratchSet(real.flags)
+        elif name in ("debug", "external_debug"):
+            value = getattr(real, name).copy()
+        elif name == "x":
+            value = list(real.x)
+        else:
+            return value
+        own[name] = value
+        return value
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__getattribute__(self, "_own")[name] = value
+
+    def debug_ptr(self) -> DebugRegs:
+        return cast(DebugRegs, self.external_debug if self.use_external_debug else self.debug)
+
+
+def scratch(vcpu: Vcpu) -> Vcpu:
+    """A stand-in for ``vcpu`` that a handler may read and write without changing ``vcpu``."""
+    return cast(Vcpu, _ScratchVcpu(vcpu))
