@@ -38,7 +38,7 @@ from kvmdbg.arch.esr import EC, decode_cp14, decode_sysreg, esr
 from kvmdbg.arch.registers import REGISTERS, Encoding, lookup_encoding
 from kvmdbg.kvm.api import Params, kernel_name
 from kvmdbg.kvm.context import CpuContext, DebugRegs, Vcpu
-from kvmdbg.kvm.switch import HCR_GUEST, HCR_HOST_NVHE, HCR_HOST_VHE, render
+from kvmdbg.kvm.switch import HCR_GUEST, HCR_HOST_NVHE, HCR_HOST_VHE, Detail, render
 from kvmdbg.kvm.sys_regs import RESET_UNKNOWN, SysRegDesc
 
 if TYPE_CHECKING:
@@ -310,61 +310,77 @@ class Kvm:
 
     # -- trapped accesses ------------------------------------------------------------------
 
+    def _step(self, function: str, phase: str, detail: Detail, index: int) -> Step:
+        """A Step, with its detail rendered only if someone describes the steps (see ``_run``)."""
+        if self.describe:
+            return Step(function, phase, render(detail), index)
+        key = (function, phase, index)
+        step = self._bare.get(key)
+        if step is None:
+            step = self._bare[key] = Step(function, phase, "", index)
+        return step
+
     def handle_trap(self, index: int, esr_el2: int, regval: int, out: TrapOutcome) -> Ops:
         """``handle_exit`` -> ``kvm_handle_sys_reg`` / ``kvm_handle_cp14_32`` -> the table's handler."""
         vcpu = self.vcpus[index]
         ec = (esr_el2 >> 26) & 0x3F
+        step = self._step
         if ec == EC.SYS64:
             t = decode_sysreg(esr_el2)
             enc, is_read = t.encoding, t.is_read
-            named = lookup_encoding(enc)
-            yield Step("handle_exit", "handle", f"EC {ec:#04x} (trapped MSR/MRS): kvm_handle_sys_reg", index)
+            yield step("handle_exit", "handle", ("EC {:#04x} (trapped MSR/MRS): kvm_handle_sys_reg", ec), index)
             desc: SysRegDesc | None = self.defn.sys_regs.get(enc)
-            where = (f"Op0={enc.op0} Op1={enc.op1} CRn={enc.crn} CRm={enc.crm} Op2={enc.op2} Rt={t.rt} "
-                     f"{'read' if is_read else 'write'} ({named.name if named else enc.generic_name()})")
-            yield Step("kvm_handle_sys_reg", "handle", f"esr_sys64_to_params: {where}", index)
+            where: Detail = ""
+            if self.describe:
+                named = lookup_encoding(enc)
+                where = (f"esr_sys64_to_params: Op0={enc.op0} Op1={enc.op1} CRn={enc.crn} CRm={enc.crm} "
+                         f"Op2={enc.op2} Rt={t.rt} {'read' if is_read else 'write'} "
+                         f"({named.name if named else enc.generic_name()})")
+            yield step("kvm_handle_sys_reg", "handle", where, index)
             handler = desc.access if desc else None
             label = desc.handler_name if desc else "emulate_sys_reg"
             params_desc = desc
         else:
             c = decode_cp14(esr_el2)
             is_read = c.is_read
-            yield Step("handle_exit", "handle", f"EC {ec:#04x} (trapped MCR/MRC p14): kvm_handle_cp14_32", index)
+            yield step("handle_exit", "handle", ("EC {:#04x} (trapped MCR/MRC p14): kvm_handle_cp14_32", ec), index)
             cdesc = self.defn.cp14.get((c.opc1, c.crn, c.crm, c.opc2))
-            yield Step("kvm_handle_cp14_32", "handle",
-                       f"Op1={c.opc1} CRn={c.crn} CRm={c.crm} Op2={c.opc2} Rt={c.rt} "
-                       f"{'read' if is_read else 'write'} ({cdesc.name if cdesc else 'unknown'})", index)
+            yield step("kvm_handle_cp14_32", "handle",
+                       ("Op1={} CRn={} CRm={} Op2={} Rt={} {} ({})", c.opc1, c.crn, c.crm, c.opc2, c.rt,
+                        "read" if is_read else "write", cdesc.name if cdesc else "unknown"), index)
             handler = cdesc.access if cdesc else None
             label = cdesc.handler_name if cdesc else "emulate_cp"
             params_desc = (self.defn.desc(cdesc.aarch64) if cdesc else None)
             if cdesc is not None and params_desc is not None and cdesc.reg != params_desc.reg:
                 params_desc = SysRegDesc(params_desc.name, params_desc.access, cdesc.reg, params_desc.reset,
                                          params_desc.val)
-            enc = None
         if handler is None or params_desc is None:
             out.undef = True
             out.explanation = "no entry in KVM's table: 'Unsupported guest sys_reg access', UNDEF injected"
             self.inject_undefined(vcpu, out.explanation)
-            yield Step("kvm_inject_undefined", "handle", out.explanation, index)
+            yield step("kvm_inject_undefined", "handle", out.explanation, index)
             return
         p = Params(_encoding(params_desc), regval, not is_read)
         done = handler(self, vcpu, p, params_desc)
         out.handler = label
         notes = self.take_notes()
+        detail: Detail
         if is_read and done:
             out.value = p.regval
-            detail = f"returns {p.regval:#x}"
+            detail = ("returns {:#x}", p.regval)
         elif done:
-            detail = f"write of {regval:#x} handled"
+            detail = ("write of {:#x} handled", regval)
         else:
             detail = "refused the access"
-        yield Step(label, "handle", detail + (f"; {notes}" if notes else ""), index)
+        if notes:
+            detail = ("{}; {}", render(detail), notes) if self.describe else ""
+        yield step(label, "handle", detail, index)
         if done:
-            yield Step("kvm_incr_pc", "handle", "access emulated: skip the instruction", index)
+            yield step("kvm_incr_pc", "handle", "access emulated: skip the instruction", index)
         else:
             out.undef = True
             out.explanation = self.pending_undef.get(index, "the handler refused the access")
-            yield Step("kvm_inject_undefined", "handle", out.explanation, index)
+            yield step("kvm_inject_undefined", "handle", out.explanation, index)
 
     # -- the guest's view, without side effects ---------------------------------------
 
