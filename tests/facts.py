@@ -153,6 +153,17 @@ ROWS: tuple[Facts, ...] = (
           dfr0_set=(errno.EINVAL, errno.EINVAL, errno.EINVAL),  # __set_id_reg(): invariant
           dfr0_a76=(6, None),
           selftest=ByMode(nvhe="PPPPPPPPPP", vhe="PFFFFFPPPP")),
+    Facts("writable-dfr0", "Linux 6.7 sys_regs.c: set_id_aa64dfr0_el1, set_id_reg (kvm_vm_has_ran_once: EBUSY), "
+                           "arm64_check_features (DebugVer, PMUVer lower-safe), read_sanitised_id_aa64dfr0_el1 "
+                           "(DebugVer capped at v8.8); 'Enable writable ID registers' v11; OS Lock as upstream",
+          oslsr_reset=UNLOCKED, oslsr_slot=UNLOCKED, oslsr_listed=True, oslsr_set=SetOslsr.OSLK_ONLY,
+          planted=(UNLOCKED, UNLOCKED),
+          oslar_sets_oslk=True, pe_follows_guest=False, host_runs_locked=False, host_oslsr=None,
+          unlock_lost=False, vmm_breakpoint_fires=True,
+          dfr0=(6, 0x0), baseline_dfr0_errno=None,
+          dfr0_set=(None, errno.EBUSY, errno.EINVAL),
+          dfr0_a76=(8, None),
+          selftest="PPPPPPPPPP"),
 )
 
 FACTS: dict[str, Facts] = {row.variant: row for row in ROWS}

@@ -53,6 +53,9 @@ REGISTRY: tuple[Variant, ...] = (
             "baseline + patch 1 + patch 2 as the cover letter intends (vcpu_write_sys_reg() arguments in the "
             "right order): the guest's OSLK follows its writes into the real OS Lock, with the design's own "
             "VHE hazards"),
+    Variant("writable-dfr0", ("upstream", "writable-dfr0"),
+            "the 5.18 design plus ID_AA64DFR0_EL1 writable as in Linux 6.7: one value per VM that userspace "
+            "may lower (DebugVer, PMUVer) until the VM first runs, so a VM saved on an older kernel restores"),
 )
 
 PATCHES: Mapping[str, Patch] = registered()
