@@ -8,7 +8,8 @@ call, recording each. Any other operation of the machine first finishes the swit
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from kvmdbg.arch.esr import EC, esr
@@ -20,6 +21,20 @@ if TYPE_CHECKING:
     from kvmdbg.trace import Event
 
 __all__ = ["Stepper"]
+
+
+def _shared(kvm: Kvm, defn: object) -> dict[int, object]:
+    """A deepcopy memo that shares what KVM holds of its (immutable) definition instead of copying it."""
+    memo: dict[int, object] = {id(defn): defn}
+    held: Iterable[object]
+    try:
+        held = vars(kvm).values()
+    except TypeError:  # a Kvm with __slots__: nothing else to share
+        held = ()
+    for value in held:
+        if isinstance(value, MappingProxyType):  # a table of the definition (a mapping proxy cannot be copied)
+            memo[id(value)] = value
+    return memo
 
 
 class Stepper:
@@ -68,7 +83,7 @@ class Stepper:
         # How many functions this switch runs from this state: found by running it on a copy of
         # KVM and the PE (the definition is shared: it is immutable), so step() knows which
         # function is the last without a table of last functions to keep in step with runtime.py.
-        scratch = copy.deepcopy(self.m.kvm, {id(self.m.defn): self.m.defn})
+        scratch = copy.deepcopy(self.m.kvm, _shared(self.m.kvm, self.m.defn))
         self._pending_left = sum(1 for _ in ops[switch](scratch))
         self._pending = iter(ops[switch](self.m.kvm))
         self._pending_name = switch

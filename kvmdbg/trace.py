@@ -10,7 +10,7 @@ exact). pandas is imported only by :meth:`Trace.to_dataframe`.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -102,6 +102,29 @@ class Snapshot:
             if la != lb:
                 out.append(Change("kvm", "loaded", i, int(la), int(lb)))
         return out
+
+
+def _text_column_maker(pd: Any) -> Callable[[list[str], Any], Any]:
+    """A function building a text column from its distinct strings and one code per row.
+
+    The column has the dtype pandas gives text by default (``str`` on pandas 3, ``object`` on
+    pandas 2), so the frame is what a DataFrame of Python strings would be. With pandas 3's
+    pyarrow-backed ``str``, the strings are taken straight into an Arrow array; otherwise the
+    rows share the Python string objects. Either way no Python object per row is made.
+    """
+    import numpy as np
+
+    dtype = pd.Series(["x"]).dtype
+    if getattr(dtype, "storage", None) == "pyarrow":
+        import pyarrow as pa
+
+        def arrow(strings: list[str], codes: Any) -> Any:
+            return pd.array(pa.array(strings, type=pa.large_string()).take(pa.array(codes)), dtype=dtype)
+        return arrow
+
+    def objects(strings: list[str], codes: Any) -> Any:
+        return np.array(strings, dtype=object)[codes]
+    return objects
 
 
 @dataclass
@@ -214,8 +237,6 @@ class Trace:
             known[i] = seen
 
         keys = list(order)
-        location = np.array([k[0] for k in keys], dtype=object)
-        register = np.array([k[1] for k in keys], dtype=object)
         vcpu = np.array([k[2] for k in keys], dtype=np.int64)
         if n and int(known.min()) == width:  # every event shows every key: the usual case
             cols = np.tile(np.arange(width), n)
@@ -224,17 +245,22 @@ class Trace:
             present = np.arange(width)[None, :] < known[:, None]
             cols = np.nonzero(present)[1]
             take = present.ravel()
+        text = _text_column_maker(pd)
 
-        def per_event(attr: str, dtype: Any = object) -> Any:
-            return np.repeat(np.array([getattr(e, attr) for e in events], dtype=dtype), known)
+        def per_event(attr: str) -> Any:
+            """An event field, once per row of that event, as a text column."""
+            codes: dict[str, int] = {}
+            per = np.fromiter((codes.setdefault(getattr(e, attr), len(codes)) for e in events), dtype=np.int64,
+                              count=n)
+            return text(list(codes), np.repeat(per, known))
 
-        df = HexFrame({"step": per_event("step", np.int64)})
+        df = HexFrame({"step": np.repeat(np.fromiter((e.step for e in events), dtype=np.int64, count=n), known)})
         df["phase"] = per_event("phase")
         df["function"] = per_event("function")
         df["file"] = per_event("file")
         df["vcpu"] = pd.arrays.IntegerArray(vcpu[cols], vcpu[cols] < 0)
-        df["location"] = location[cols]
-        df["register"] = register[cols]
+        df["location"] = text([k[0] for k in keys], cols)
+        df["register"] = text([k[1] for k in keys], cols)
         # The values as unsigned 64-bit integers with a mask, never through float64 (which
         # would round register values above 2**53).
         df["value"] = pd.arrays.IntegerArray(values.ravel()[take], missing.ravel()[take])

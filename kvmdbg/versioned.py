@@ -2,24 +2,30 @@
 
 Everything that holds machine state (the PE's registers, each ``sys_regs[]`` context, the
 breakpoint and watchpoint files, a vCPU's flags and general registers) is one of the
-containers below. They behave exactly as ``dict``, ``list`` and ``set`` do; in addition
+containers below, held by a :class:`WatchedSlots` state object (the PE, a vCPU, a context).
+They behave exactly as ``dict``, ``list`` and ``set`` do; in addition
 
-* every write bumps ``version``, so "has this changed since?" is one comparison, and
+* every write bumps ``version`` (and every attribute write of a state object its own), so
+  "has this changed since?" is one comparison;
 * a container that is *attached* (:func:`attach`) to a watch set adds its owner to that set
-  on every write, so whoever records changes looks only at the owners that wrote.
+  on every write, and a register file also keeps the keys written, so whoever records
+  changes looks only at the owners, and the registers, that were written.
 
 Derived values (a guest's view of a register, computed by running a KVM handler without side
-effects) are cached by :func:`track`: it runs the computation with the containers and objects
-it is given switched to logging twins of their classes, so the result comes with the exact list
-of what it read (:class:`Dependency`); :func:`still_valid` says whether all of those reads
-would still give the same answer, checking versions first and values only where a container
-changed. No list of dependencies is written by hand, so a patch that makes a handler read
-something new (another register's slot, a flag, the PE) is seen without anyone updating a key.
+effects) are cached with :func:`track`: it runs the computation with the register files it is
+given switched to logging twins of their classes, so the result comes with the exact list of
+the registers it read (:class:`Dependency`); :func:`still_valid` says whether all of those
+reads would still give the same answer, checking versions first and values only where a file
+changed. The caller keys everything else the computation may read by version or by value
+(:class:`kvmdbg.recorder.Recorder` does). No list of dependencies is written by hand, so a
+patch that makes a handler read something new (another register's slot, a flag) is seen
+without anyone updating a key.
 
-The contract, stated once: a tracked computation may read any of the objects it was given
-(and anything reached through them that is itself one of these containers); what it reads
-elsewhere, for example mutable per-VM state kept in a plain attribute, it must treat as
-constant. Single-threaded, as the model is.
+The contract, stated once: a tracked computation may read the state objects and containers
+it is keyed on; what it reads elsewhere, for example mutable per-VM state kept in a plain
+attribute, it must treat as constant. Single-threaded, as the model is.
+
+An untraced machine caches nothing: :func:`quiet` turns its state back into plain containers.
 """
 
 from __future__ import annotations
@@ -369,9 +375,6 @@ class Dependency:
     def __init__(self, read: Callable[[Any, Any], Any], obj: Any, key: Any, value: Any) -> None:
         self.read, self.obj, self.key, self.value = read, obj, key, value
         self.version = obj.version
-
-    def holds(self) -> bool:
-        return bool(self.obj.version == self.version or self.read(self.obj, self.key) == self.value)
 
 
 def _note(read: Callable[[Any, Any], Any], obj: Any, key: Any, value: Any) -> None:
